@@ -1,0 +1,390 @@
+"""Annotations: the cache, `data import` (offline, from official files), `data fetch` (pinned public copies,
+sha256-checked, resumable), loading unified records, and ground-truth quirk reports.
+
+Cache layout (`$TEMPBENCH_HOME`, default `~/.cache/tempbench`):
+  annotations/<task>/<split>.jsonl   unified records, one per query
+  annotations/<task>/manifest.json   per split: raw files and their sha256, record count, records sha256
+  raw/<task>/<file>                  files downloaded by `data fetch`
+  synthetic/<split>/                 generated videos and annotations of the synthetic task
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+from . import __version__
+from .errors import TempbenchError
+from .tasks import TaskSpec, check_split, get_task
+
+SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
+
+
+def home() -> Path:
+    return Path(os.environ.get("TEMPBENCH_HOME") or Path.home() / ".cache" / "tempbench").expanduser()
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary file in the same folder, fsync, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def records_to_jsonl(records: list[dict]) -> str:
+    return "".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in records)
+
+
+def task_dir(task: TaskSpec) -> Path:
+    return home() / "annotations" / task.name
+
+
+def split_path(task: TaskSpec, split: str) -> Path:
+    return task_dir(task) / f"{split}.jsonl"
+
+
+def read_manifest(task: TaskSpec) -> dict:
+    path = task_dir(task) / "manifest.json"
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        raise TempbenchError(f"{path} is corrupt", f"re-run `tempbench data import {task.name} --from DIR`") from None
+
+
+def annotation_validator():
+    import jsonschema
+
+    schema = json.loads((SCHEMA_DIR / "annotation.json").read_text(encoding="utf-8"))
+    return jsonschema.Draft202012Validator(schema)
+
+
+def validate_records(records: list[dict], source: str) -> None:
+    """Check every record against the annotation schema and qid uniqueness (import time, not on the score path)."""
+    validator = annotation_validator()
+    seen = set()
+    for i, record in enumerate(records):
+        error = next(iter(validator.iter_errors(record)), None)
+        if error is not None:
+            field = ".".join(str(p) for p in error.absolute_path) or "(record)"
+            raise TempbenchError(f"{source}: record {i} (qid {record.get('qid')!r}), field {field}: {error.message}")
+        if record["qid"] in seen:
+            raise TempbenchError(f"{source}: record {i}: duplicate qid {record['qid']}")
+        seen.add(record["qid"])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# import
+
+
+def _find_file(src: Path, name: str, expected_sha: str) -> Path | None:
+    """The official file `name` in src or below; with several copies, the one whose hash matches."""
+    direct = src / name
+    candidates = [direct] if direct.is_file() else []
+    candidates += [p for p in sorted(src.rglob(name)) if p.is_file() and p != direct]
+    if len(candidates) > 1:
+        for p in candidates:
+            if sha256_file(p) == expected_sha:
+                return p
+    return candidates[0] if candidates else None
+
+
+def import_task(task_name: str, src: Path, splits: list[str] | None = None,
+                allow_hash_mismatch: bool = False, progress=None) -> dict:
+    """Find the official raw files in src, check their sha256 against the card, convert them and write each
+    split's unified records into the cache atomically. Returns {split: {"n", "path", ...}} for the imported splits."""
+    task = get_task(task_name)
+    if task.builtin:
+        raise TempbenchError(f"task {task.name!r} is generated locally and needs no import",
+                             f"use it directly, e.g. `tempbench data show {task.name}`")
+    src = Path(src).expanduser()
+    if not src.is_dir():
+        raise TempbenchError(f"{src} is not a folder", f"give the folder that holds the official {task.title} files")
+    wanted = [check_split(task, s) for s in splits] if splits else list(task.splits)
+    files_card = task.card["files"]
+    manifest = read_manifest(task)
+    imported, skipped = {}, {}
+    for split in wanted:
+        names = task.files_for(split)
+        found = {n: _find_file(src, n, files_card[n]["sha256"]) for n in names}
+        missing = [n for n, p in found.items() if p is None]
+        if missing:
+            skipped[split] = missing
+            continue
+        hashes = {}
+        for name, path in found.items():
+            actual = sha256_file(path)
+            expected = files_card[name]["sha256"]
+            if actual != expected and not allow_hash_mismatch:
+                raise TempbenchError(
+                    f"{path}: sha256 mismatch for {name}: expected {expected}, got {actual}",
+                    "this is not the official file the task card pins (numbers would not be comparable); "
+                    "use the official file, or pass --allow-hash-mismatch to import it anyway (the result records "
+                    "will carry its hash)",
+                )
+            hashes[name] = actual
+        records = task.convert(found, split)
+        expected_n = task.card["splits"][split]["size"]
+        validate_records(records, str(found[task.primary_file(split)]))
+        text = records_to_jsonl(records)
+        out = split_path(task, split)
+        atomic_write_text(out, text)
+        manifest[split] = {
+            "files": hashes,
+            "primary": task.primary_file(split),
+            "annotation_sha256": hashes[task.primary_file(split)],
+            "n": len(records),
+            "expected_n": expected_n,
+            "hash_verified": all(hashes[n] == files_card[n]["sha256"] for n in names),
+            "records_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
+            "tempbench_version": __version__,
+        }
+        atomic_write_text(task_dir(task) / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        imported[split] = {"n": len(records), "expected_n": expected_n, "path": str(out)}
+        if progress:
+            progress(split, len(records))
+    if not imported:
+        need = "; ".join(f"{s}: {', '.join(m)}" for s, m in skipped.items())
+        raise TempbenchError(
+            f"no {task.title} files found in {src} (looked for {need})",
+            f"give the folder that holds them, or download them with `tempbench data fetch {task.name}`",
+        )
+    return {"imported": imported, "skipped": skipped}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# fetch
+
+
+def _download(url: str, dest: Path, expected_sha: str, size: int | None, progress=None, timeout: float = 60) -> None:
+    """Download url to dest, resuming a partial `.part` file with an HTTP Range request; check sha256 at the end."""
+    import urllib.error
+    import urllib.request
+
+    part = dest.with_name(dest.name + ".part")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    have = part.stat().st_size if part.exists() else 0
+    request = urllib.request.Request(url, headers={"User-Agent": f"tempbench/{__version__}"})
+    if have:
+        request.add_header("Range", f"bytes={have}-")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            status = getattr(response, "status", 200)
+            mode = "ab" if have and status == 206 else "wb"
+            if mode == "wb":
+                have = 0
+            total = size or (int(response.headers.get("Content-Length", 0)) + have) or None
+            if progress:
+                progress(dest.name, have, total)
+            with open(part, mode) as fh:
+                while block := response.read(1 << 16):
+                    fh.write(block)
+                    have += len(block)
+                    if progress:
+                        progress(dest.name, have, total)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 416 and have:  # already complete
+            pass
+        else:
+            raise TempbenchError(f"download of {url} failed: HTTP {exc.code} {exc.reason}",
+                                 "check the URL or the mirror (--base-url / TEMPBENCH_MIRROR), then run again; "
+                                 "a partial download is kept and resumed") from None
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise TempbenchError(f"download of {url} failed: {reason}",
+                             "check the network or use a mirror (--base-url URL or TEMPBENCH_MIRROR), or copy the files "
+                             "and use `tempbench data import`; a partial download is kept and resumed") from None
+    actual = sha256_file(part)
+    if actual != expected_sha:
+        part.unlink()
+        raise TempbenchError(f"{url}: sha256 mismatch: expected {expected_sha}, got {actual}",
+                             "the server did not send the pinned file; the bad download was removed, try another mirror")
+    os.replace(part, dest)
+
+
+def fetch_task(task_name: str, base_url: str | None = None, splits: list[str] | None = None,
+               progress=None, timeout: float = 60) -> dict:
+    """Download a task's raw files (card URLs, or `{base_url}/{mirror_folder}/{file}`), check sha256, then import."""
+    task = get_task(task_name)
+    if task.builtin:
+        raise TempbenchError(f"task {task.name!r} is generated locally and needs no download")
+    base_url = base_url or os.environ.get("TEMPBENCH_MIRROR") or None
+    wanted = [check_split(task, s) for s in splits] if splits else list(task.splits)
+    raw = home() / "raw" / task.name
+    names = sorted({n for s in wanted for n in task.files_for(s)})
+    for name in names:
+        info = task.card["files"][name]
+        dest = raw / name
+        if dest.exists() and sha256_file(dest) == info["sha256"]:
+            continue
+        url = (f"{base_url.rstrip('/')}/{task.card['mirror_folder']}/{name}" if base_url else info["url"])
+        _download(url, dest, info["sha256"], info.get("size"), progress=progress, timeout=timeout)
+    return import_task(task.name, raw, splits=wanted)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# load
+
+
+def synthetic_dir(split: str) -> Path:
+    return home() / "synthetic" / split
+
+
+def ensure_synthetic(split: str) -> Path:
+    """Generate the synthetic split (videos + annotations) once; later calls reuse it."""
+    from .tasks import synthetic
+
+    out = synthetic_dir(split)
+    ann = out / "annotations.jsonl"
+    if not ann.exists():
+        tmp = Path(tempfile.mkdtemp(prefix=f".{split}.", dir=out.parent if out.parent.exists() else None))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        synthetic.generate(tmp, split)
+        if not (tmp / "annotations.jsonl").exists():
+            raise TempbenchError(f"synthetic generation wrote no annotations into {tmp}")
+        if out.exists():  # another process won the race
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    return out
+
+
+def annotation_path(task_name: str, split: str | None = None) -> tuple[TaskSpec, str, Path]:
+    task = get_task(task_name)
+    split = check_split(task, split or task.default_split)
+    if task.builtin:
+        return task, split, ensure_synthetic(split) / "annotations.jsonl"
+    path = split_path(task, split)
+    if not path.exists():
+        raise TempbenchError(
+            f"the {task.title} {split} annotations are not in the cache ({path})",
+            f"run `tempbench data import {task.name} --from DIR` (official files you have) or "
+            f"`tempbench data fetch {task.name}`",
+        )
+    return task, split, path
+
+
+def load_annotations(task_name: str, split: str | None = None) -> list[dict]:
+    """The unified records of a split (validated at import; read here without per-row schema checks, for speed)."""
+    task, split, path = annotation_path(task_name, split)
+    records = []
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                raise TempbenchError(f"{path}, line {lineno}: corrupt cache file",
+                                     f"re-run `tempbench data import {task.name} --from DIR`") from None
+    return records
+
+
+def annotation_info(task_name: str, split: str | None = None) -> dict:
+    """Provenance of a split: annotation file name and sha256 (of the official primary file), record count."""
+    task, split, path = annotation_path(task_name, split)
+    if task.builtin:
+        return {"annotation_file": f"synthetic/{split}/annotations.jsonl",
+                "annotation_sha256": sha256_file(path), "hash_verified": True}
+    entry = read_manifest(task).get(split)
+    if not entry:
+        raise TempbenchError(f"{task_dir(task) / 'manifest.json'} has no entry for {split}",
+                             f"re-run `tempbench data import {task.name} --from DIR`")
+    return {"annotation_file": entry["primary"], "annotation_sha256": entry["annotation_sha256"],
+            "hash_verified": entry.get("hash_verified", True), "files": entry["files"]}
+
+
+def is_present(task: TaskSpec, split: str) -> bool:
+    return True if task.builtin else split_path(task, split).exists()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# quirks
+
+
+FLOAT_NOISE = 1e-9  # ActivityNet writes e.g. 55.150000000000006 for a moment that ends at the 55.15 s duration
+
+
+def find_quirks(records: list[dict]) -> dict:
+    """Ground-truth quirks, counted and never fixed: moments ending after the duration (beyond float noise of
+    FLOAT_NOISE), starting after it, reversed, zero-length, negative starts, duplicate (vid, query, window) rows,
+    duplicate (vid, query) pairs, empty queries, queries without a window."""
+    counts = Counter()
+    examples: dict[str, list] = {}
+
+    def add(kind, record, window=None):
+        counts[kind] += 1
+        ex = examples.setdefault(kind, [])
+        if len(ex) < 3:
+            ex.append({"qid": record["qid"], "vid": record["vid"], "window": window, "duration": record["duration"]})
+
+    seen_rows, seen_pairs = set(), set()
+    for r in records:
+        if not r["windows"]:
+            add("no_window", r)
+        if not r["query"].strip():
+            add("empty_query", r)
+        for s, e in r["windows"]:
+            if e > r["duration"] + FLOAT_NOISE:
+                add("ends_after_duration", r, [s, e])
+            if s >= r["duration"]:
+                add("starts_after_duration", r, [s, e])
+            if e < s:
+                add("reversed", r, [s, e])
+            elif e == s:
+                add("zero_length", r, [s, e])
+            if s < 0:
+                add("negative_start", r, [s, e])
+        key = (r["vid"], r["query"])
+        row = key + (json.dumps(r["windows"]),)
+        if row in seen_rows:
+            add("duplicate_rows", r)
+        elif key in seen_pairs:
+            add("duplicate_queries", r)
+        seen_rows.add(row)
+        seen_pairs.add(key)
+    kinds = ["ends_after_duration", "starts_after_duration", "reversed", "zero_length", "negative_start",
+             "duplicate_rows", "duplicate_queries", "empty_query", "no_window"]
+    return {"counts": {k: counts.get(k, 0) for k in kinds}, "examples": examples}
+
+
+def describe_split(task_name: str, split: str | None = None) -> dict:
+    task, split, path = annotation_path(task_name, split)
+    records = load_annotations(task.name, split)
+    info = annotation_info(task.name, split)
+    quirks = find_quirks(records)
+    card_split = task.card["splits"][split]
+    return {
+        "task": task.name, "split": split, "title": task.title, "kind": task.kind,
+        "queries": len(records), "videos": len({r["vid"] for r in records}),
+        "expected_queries": card_split["size"], "expected_videos": card_split.get("videos"),
+        "annotation_file": info["annotation_file"], "annotation_sha256": info["annotation_sha256"],
+        "hash_verified": info["hash_verified"], "files": info.get("files", {}), "cache": str(path),
+        "with_saliency": sum(1 for r in records if "saliency" in r),
+        "quirks": quirks["counts"], "quirk_examples": quirks["examples"],
+    }
