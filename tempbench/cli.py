@@ -205,5 +205,151 @@ def data_export(task, split, output):
         sys.stdout.write(text)
 
 
+# ------------------------------------------------------------------------------------------------------------------
+# scoring
+
+
+def _fmt(value) -> str:
+    return "-" if value is None or value != value else f"{value:.2f}"
+
+
+def _result_table(record):
+    from rich.table import Table
+
+    title = (f"{record['task']} {record['split']} · profile {record['profile']} · n={record['n']:,} · "
+             f"failures {record['failure_rate']:.2f}%")
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_column("95% CI", justify="right")
+    for name, value in record["metrics"].items():
+        ci = record["ci95"].get(name)
+        table.add_row(name, _fmt(value), f"[{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else "-")
+    return table
+
+
+def _counts_line(record) -> str:
+    c = record["counts"]
+    parts = [f"{c['predictions']:,} predictions", f"{c['ok']:,} ok", f"{c['repaired']:,} repaired",
+             f"{c['failed']:,} parse failures", f"{c['errors']:,} error rows", f"{c['missing']:,} missing"]
+    if c.get("outside_video"):
+        parts.append(f"{c['outside_video']:,} outside the video")
+    return "; ".join(parts)
+
+
+@main.command()
+@click.argument("predictions", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--task", default=None, help="Task (default: from run.json next to the predictions).")
+@click.option("--split", default=None, help="Split (default: run.json's, else the task's default).")
+@click.option("--profile", default="canonical", show_default=True,
+              help="Parsing/scoring convention, or `all` for one row per profile.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result record as JSON on stdout.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the result record here.")
+@click.option("--details", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write per-query rows (qid, parsed span, IoU, status) as gzipped JSONL.")
+@click.option("--by", type=click.Choice(["length", "position", "duration"]), default=None,
+              help="Break the metrics down by GT moment length, relative position, or video duration.")
+@click.option("--strict", is_flag=True, help="Refuse files with missing queries instead of counting them as failures.")
+@click.option("--no-ci", is_flag=True, help="Skip the bootstrap confidence intervals.")
+@click.option("--resamples", default=1000, show_default=True, help="Bootstrap resamples.")
+@click.option("--seed", default=0, show_default=True, help="Bootstrap seed.")
+def score(predictions, task, split, profile, as_json, out, details, by, strict, no_ci, resamples, seed):
+    """Score a predictions file: metrics, 95% CIs, failure counts, provenance.
+
+    \b
+    Examples:
+      tempbench score runs/charades-test/qwen2.5-vl-7b/predictions.jsonl
+      tempbench score preds.jsonl --task qvhighlights --split val --json
+      tempbench score preds.jsonl --task charades --profile all
+      tempbench score preds.jsonl --task anet --by length
+    """
+    import warnings
+
+    from .scoring import ScoringWarning, public_record, score_all_profiles
+    from .scoring import score as score_file
+
+    with warnings.catch_warnings():  # the record's notes carry every warning; they are printed below
+        warnings.simplefilter("ignore", ScoringWarning)
+        if profile == "all":
+            records = score_all_profiles(predictions, task, split, ci=not no_ci, n_resamples=resamples, seed=seed,
+                                         strict=strict)
+        else:
+            records = [score_file(predictions, task, split, profile=profile, ci=not no_ci, n_resamples=resamples,
+                                  seed=seed, strict=strict, by=by, out=out, details=details)]
+    if as_json:
+        _print_json(public_record(records[0]) if len(records) == 1 else [public_record(r) for r in records])
+        return
+    con = _console()
+    if len(records) > 1:
+        from rich.table import Table
+
+        names = list(records[0]["metrics"])
+        table = Table(title=f"{records[0]['task']} {records[0]['split']}: one file under every profile")
+        for col in ["profile", *names, "failures %", "n"]:
+            table.add_column(col, justify="left" if col == "profile" else "right")
+        for r in records:
+            table.add_row(r["profile"], *[_fmt(r["metrics"].get(n)) for n in names], _fmt(r["failure_rate"]),
+                          f"{r['n']:,}")
+        con.print(table)
+        return
+    record = records[0]
+    con.print(_result_table(record))
+    con.print(_counts_line(record))
+    if record.get("breakdown"):
+        from rich.table import Table
+
+        rows = record["breakdown"]["rows"]
+        names = [k for k in rows[0] if k not in ("bucket", "n")] if rows else []
+        table = Table(title=f"by {record['breakdown']['by']}")
+        for col in ["bucket", "n", *names]:
+            table.add_column(col, justify="left" if col == "bucket" else "right")
+        for row in rows:
+            table.add_row(row["bucket"], f"{row['n']:,}", *[_fmt(row[n]) for n in names])
+        con.print(table)
+    for note in record["notes"]:
+        con.print(f"[dim]note: {note}[/]")
+    if out:
+        con.print(f"result record -> {out}")
+
+
+@main.command()
+@click.argument("a", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("b", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--task", default=None, help="Task (default: from run.json next to A).")
+@click.option("--split", default=None, help="Split.")
+@click.option("--profile", default="canonical", show_default=True, help="Parsing/scoring convention.")
+@click.option("--resamples", default=1000, show_default=True, help="Bootstrap/permutation resamples.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def compare(a, b, task, split, profile, resamples, seed, as_json):
+    """Paired comparison of two predictions files: B - A per metric, 95% CI and p-value (clustered by video).
+
+    \b
+    Example:
+      tempbench compare base/predictions.jsonl tuned/predictions.jsonl --task charades
+    """
+    import warnings
+
+    from .scoring import compare as compare_files
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = compare_files(a, b, task, split, profile=profile, n_resamples=resamples, seed=seed)
+    if as_json:
+        _print_json(result)
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{result['task']} {result['split']}: B - A on {result['n']:,} paired queries")
+    for col in ("metric", "A", "B", "B - A", "95% CI", "p"):
+        table.add_column(col, justify="left" if col == "metric" else "right")
+    for row in result["rows"]:
+        table.add_row(row["metric"], _fmt(row["a"]), _fmt(row["b"]), f"{row['difference']:+.2f}",
+                      f"[{row['ci95'][0]:+.2f}, {row['ci95'][1]:+.2f}]", f"{row['p_value']:.4f}")
+    _console().print(table)
+    _console().print(f"A: {a}\nB: {b}\nfailure rates: A {result['failure_rate']['a']:.2f}%, "
+                     f"B {result['failure_rate']['b']:.2f}%")
+
+
 def run_main():  # pragma: no cover - console entry for `python -m tempbench`
     main(prog_name="tempbench")
