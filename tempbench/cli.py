@@ -351,5 +351,124 @@ def compare(a, b, task, split, profile, resamples, seed, as_json):
                      f"B {result['failure_rate']['b']:.2f}%")
 
 
+# ------------------------------------------------------------------------------------------------------------------
+# running models
+
+
+def _kv_options(pairs, what):
+    """`--video fps=1 --video max_frames=64` -> {"fps": 1.0, "max_frames": 64}."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint=what)
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
+@main.command("run")
+@click.option("--model", required=True,
+              help="baseline:prior|random|center, openai:NAME (with --api-base), a zoo alias, a folder or a hub id.")
+@click.option("--task", required=True, help="Task name (`tempbench tasks`).")
+@click.option("--split", default=None, help="Split (default: the task's default).")
+@click.option("--videos", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder with the task's videos (not needed for baselines and the synthetic task).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Run folder (default runs/<task>-<split>/<model-slug>/).")
+@click.option("--limit", type=int, default=None, help="Only the first N queries (the result is marked partial).")
+@click.option("--batch-size", type=int, default=8, show_default=True)
+@click.option("--shard", default=None, help="i/n: run every n-th query starting at i (default: from torchrun env).")
+@click.option("--resume/--no-resume", default=True, show_default=True, help="Skip queries already predicted.")
+@click.option("--setting", type=click.Choice(["zero-shot", "fine-tuned"]), default=None,
+              help="Recorded in the result (the zoo knows it for its models).")
+@click.option("--prompt", default=None, help="Prompt template name (default: the zoo's, else TempSamp-R1 plain).")
+@click.option("--profile", default="canonical", show_default=True, help="Parsing profile used for scoring.")
+@click.option("--video", "video_opts", multiple=True, help="Video setting KEY=VALUE (fps, max_frames, total_pixels...).")
+@click.option("--gen", "gen_opts", multiple=True, help="Generation setting KEY=VALUE (max_new_tokens, do_sample...).")
+@click.option("--api-base", default=None, help="OpenAI-compatible server URL, for openai:NAME models.")
+@click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True, help="Env variable holding the API key.")
+@click.option("--workers", type=int, default=None, help="Video decoding threads (default: cores - 1, at most 8).")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result record as JSON.")
+def run_cmd(model, task, split, videos, out_dir, limit, batch_size, shard, resume, setting, prompt, profile,
+            video_opts, gen_opts, api_base, api_key_env, workers, no_progress, as_json):
+    """Run a model over a task split: predictions, run.json, a scored result and a table.
+
+    \b
+    Examples:
+      tempbench run --model baseline:prior --task charades
+      tempbench run --model tiny-synthetic --task synthetic
+      tempbench run --model Qwen/Qwen2.5-VL-7B-Instruct --task charades --videos ~/Charades_v1_480
+      tempbench run --model openai:Qwen2.5-VL-7B --api-base http://localhost:8000/v1 --task qvhighlights --videos DIR
+      torchrun --nproc-per-node 2 -m tempbench run --model CKPT --task anet --videos DIR
+    """
+    from .runner import run as run_model
+    from .scoring import public_record
+
+    model_options = {}
+    if api_base:
+        model_options["api_base"] = api_base
+    if model.startswith("openai:"):
+        model_options["api_key_env"] = api_key_env
+    result = run_model(model, task, split, videos=videos, out_dir=out_dir, limit=limit, batch_size=batch_size,
+                       shard=shard, resume=resume, setting=setting, prompt=prompt, profile=profile,
+                       video_settings=_kv_options(video_opts, "--video"),
+                       generation=_kv_options(gen_opts, "--gen"), workers=workers,
+                       progress=not no_progress and not as_json, model_options=model_options)
+    if "metrics" not in result:
+        _console().print(f"{result['status']}: {result.get('predictions', result.get('run_dir'))}")
+        return
+    if as_json:
+        _print_json(public_record(result))
+        return
+    con = _console()
+    con.print(_result_table(result))
+    con.print(_counts_line(result))
+    tp = result["run"].get("throughput", {})
+    if tp.get("queries_per_s"):
+        con.print(f"throughput: {tp['queries_per_s']:.2f} queries/s over {tp['queries']:,} queries")
+    con.print(f"run folder: {result['run_dir']}")
+
+
+@data.command("check-videos")
+@click.argument("task")
+@click.option("--videos", required=True, type=click.Path(file_okay=False, path_type=Path), help="Video folder.")
+@click.option("--split", default=None, help="Split (default: the task's default).")
+@click.option("--tolerance", default=1.0, show_default=True, help="Seconds of duration difference tolerated.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def data_check_videos(task, videos, split, tolerance, as_json):
+    """Which of a split's videos are present, missing, undecodable, or of another length than annotated.
+
+    \b
+    Example:
+      tempbench data check-videos anet --videos ~/activitynet/videos
+    """
+    from .annotations import load_annotations
+    from .video import check_videos
+
+    records = load_annotations(task, split)
+    durations = {r["vid"]: r["duration"] for r in records}
+    report = check_videos(list(durations), durations, videos, tolerance=tolerance)
+    if as_json:
+        _print_json(report)
+        return
+    from rich.table import Table
+
+    table = Table(title=f"videos of {task} {split or ''} in {videos}")
+    table.add_column("status")
+    table.add_column("videos", justify="right")
+    table.add_column("examples")
+    for key in ("present", "missing", "undecodable", "duration_mismatch"):
+        value = report.get(key)
+        n = value if isinstance(value, int) else len(value or [])
+        examples = "" if isinstance(value, int) else ", ".join(
+            (v if isinstance(v, str) else str(v.get("vid", v))) for v in (value or [])[:3])
+        table.add_row(key.replace("_", " "), f"{n:,}", examples)
+    _console().print(table)
+
+
 def run_main():  # pragma: no cover - console entry for `python -m tempbench`
     main(prog_name="tempbench")

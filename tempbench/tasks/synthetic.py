@@ -21,8 +21,8 @@ def card() -> dict:
     }
 
 
-def generate(out_dir: Path, split: str) -> list[dict]:
-    """Generate the split's videos into out_dir and return its annotation records."""
+def generate(out_dir: Path, split: str) -> dict:
+    """Generate the split's videos and `annotations.jsonl` into out_dir (see `tempbench.synthetic`)."""
     from ..synthetic import generate_synthetic
 
     info = SPLITS[split]
