@@ -1,0 +1,195 @@
+"""`tempbench score` end to end on the real annotations: exact numbers, failure accounting, bad input, provenance."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from tempbench.annotations import load_annotations
+from tempbench.cli import main
+from tempbench.errors import TempbenchError
+from tempbench.scoring import compare, public_record, score
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def cli(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.fixture
+def charades(use_imported):
+    return load_annotations("charades", "test")
+
+
+def test_qvhighlights_official_sample_end_to_end(use_imported, shared_data, tmp_path):
+    folder = shared_data / "qvhighlights" / "preds" / "moment_detr_sample"
+    result = cli("score", folder / "sample_val_preds.jsonl", "--task", "qvhighlights", "--json", "--no-ci")
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.output)
+    official = json.loads((folder / "sample_val_preds_metrics_raw.json").read_text())
+    assert record["official"] == official
+    assert record["metrics"] == official["brief"]
+    assert record["metrics"]["MR-full-R1@0.5"] == 53.94 and record["metrics"]["HL-min-VeryGood-Hit1"] == 55.55
+    assert record["counts"]["saliency_length_mismatch"] == 13
+    assert record["provenance"]["annotation_sha256"].startswith("f668a1ea")
+
+
+def test_grounding_exact_numbers_and_failures(charades, tmp_path):
+    # first 100 queries: exact GT; next 100: shifted by half the window; next 50: unparsable text; rest missing
+    rows = []
+    for r in charades[:100]:
+        s, e = r["windows"][0]
+        rows.append({"qid": r["qid"], "output": f"<answer> {s:.2f} to {e:.2f} </answer>"})
+    for r in charades[100:200]:
+        s, e = r["windows"][0]
+        half = (e - s) / 2
+        rows.append({"qid": str(r["qid"]), "windows": [[s + half, e + half]]})  # IoU = 1/3 exactly
+    for r in charades[200:250]:
+        rows.append({"qid": r["qid"], "output": "I cannot tell from this video."})
+    pred = write_jsonl(tmp_path / "p.jsonl", rows)
+    with pytest.warns(UserWarning, match="3470 of 3720 queries have no prediction"):
+        record = score(pred, "charades", ci=False)
+    n = 3720
+    assert record["n"] == n
+    assert record["metrics"]["R1@0.3"] == pytest.approx(100 * 200 / n)
+    assert record["metrics"]["R1@0.5"] == pytest.approx(100 * 100 / n)
+    assert record["metrics"]["mIoU"] == pytest.approx(100 * (100 + 100 / 3) / n, rel=1e-9)
+    c = record["counts"]
+    assert (c["ok"], c["failed"], c["missing"]) == (200, 50, 3470)
+    assert record["failure_rate"] == pytest.approx(100 * 3520 / n)
+    # the TRACE-like convention drops failures: only a profile with drop_failures does that
+    with pytest.raises(TempbenchError, match="unknown parsing profile"):
+        score(pred, "charades", profile="nope", ci=False)
+
+
+def test_strict_threshold_profile_differs_on_ties(charades, tmp_path):
+    # a GT window with endpoints exact in binary, so that the first half of it has IoU exactly 0.5
+    r = next(r for r in charades if all(float(x * 4).is_integer() for x in r["windows"][0]))
+    s, e = r["windows"][0]
+    rows = [{"qid": r["qid"], "output": f"{s} to {s + (e - s) / 2}"}]
+    pred = write_jsonl(tmp_path / "p.jsonl", rows)
+    with pytest.warns(UserWarning):
+        canon = score(pred, "charades", profile="canonical", ci=False)
+        strict = score(pred, "charades", profile="xiaomi-time-r1", ci=False)
+    assert canon["metrics"]["R1@0.5"] == pytest.approx(100 / 3720)
+    assert strict["metrics"]["R1@0.5"] == 0.0
+
+
+@pytest.mark.parametrize("content,needle", [
+    ('{"qid": 0, "output": "1 to 2"}\n{"qid": 1, "output": \n', "line 2: not valid JSON"),
+    ('{"qid": 0, "output": "1 to 2"}\n{"qid": 0, "output": "3 to 4"}\n', "line 2, field 'qid': duplicate qid 0 (first on line 1)"),
+    ('{"qid": 99999, "output": "1 to 2"}\n', "line 1, field 'qid': qid 99999 is not a query"),
+    ('{"qid": 0, "windows": [[NaN, 2]]}\n', "line 1, field 'windows[0]'"),
+    ('{"qid": 0, "windows": [[1, "x"]]}\n', "not a number"),
+    ('{"qid": 0, "output": 5}\n', "field 'output': int instead of a string"),
+    ('[1, 2]\n', "line 1: not a JSON object"),
+    ('{"output": "1 to 2"}\n', "field 'qid': missing"),
+    ('{"qid": 0, "vid": "ZZZZZ", "output": "1 to 2"}\n', "field 'vid': qid 0 is video 3MSZA"),
+])
+def test_bad_input_names_file_line_field(charades, tmp_path, content, needle):
+    pred = tmp_path / "bad.jsonl"
+    pred.write_text(content)
+    result = cli("score", pred, "--task", "charades", "--no-ci")
+    assert result.exit_code == 2, result.output
+    assert str(pred) in result.output and needle in result.output
+    assert "Traceback" not in result.output
+
+
+def test_missing_queries_strict_refuses(charades, tmp_path):
+    pred = write_jsonl(tmp_path / "p.jsonl", [{"qid": 0, "output": "1 to 2"}])
+    result = cli("score", pred, "--task", "charades", "--strict", "--no-ci")
+    assert result.exit_code == 2 and "3719 of 3720 queries have no prediction" in result.output
+
+
+def test_edge_rows_are_scored_by_policy(charades, tmp_path):
+    r0, r1, r2, r3 = charades[:4]
+    rows = [
+        {"qid": r0["qid"], "windows": []},                                       # empty list: a miss
+        {"qid": r1["qid"], "windows": [[r1["windows"][0][1], r1["windows"][0][0]]]},  # reversed: swapped
+        {"qid": r2["qid"], "windows": [[0, r2["duration"] + 50]]},               # outside the video: counted
+        {"qid": r3["qid"], "error": "video missing"},                            # error row: failure
+    ]
+    pred = write_jsonl(tmp_path / "p.jsonl", rows)
+    with pytest.warns(UserWarning):
+        record = score(pred, "charades", ci=False, keep_details=True)
+    c = record["counts"]
+    assert (c["empty_windows"], c["reversed_windows"], c["outside_video"], c["errors"]) == (1, 1, 1, 1)
+    details = {d["qid"]: d for d in record["_details"]}
+    assert details[r1["qid"]]["iou"] == 1.0 and details[r1["qid"]]["status"] == "repaired"
+    assert details[r0["qid"]]["iou"] == 0.0 and details[r3["qid"]]["status"] == "error"
+
+
+def test_run_json_supplies_task_and_details_file(charades, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({"task": "charades", "split": "test", "model": "m",
+                                              "setting": "zero-shot"}))
+    rows = [{"qid": r["qid"], "output": f"{r['windows'][0][0]} - {r['windows'][0][1]}"} for r in charades]
+    pred = write_jsonl(run / "predictions.jsonl", rows)
+    out, details = tmp_path / "result.json", tmp_path / "details.jsonl.gz"
+    result = cli("score", pred, "--out", out, "--details", details, "--resamples", "200")
+    assert result.exit_code == 0, result.output
+    record = json.loads(out.read_text())
+    assert record["metrics"] == {"R1@0.3": 100.0, "R1@0.5": 100.0, "R1@0.7": 100.0, "mIoU": 100.0}
+    assert record["run"]["model"] == "m" and record["run"]["setting"] == "zero-shot"
+    import jsonschema
+
+    from tempbench.annotations import SCHEMA_DIR
+    jsonschema.validate(record, json.loads((SCHEMA_DIR / "result.json").read_text()))
+    rows = [json.loads(line) for line in gzip.open(details, "rt")]
+    assert len(rows) == 3720 and rows[0]["scores"]["R1@0.5"] == 100.0 and rows[0]["span"] == charades[0]["windows"][0]
+
+
+def test_confidence_intervals_are_seeded_and_bracket(charades, tmp_path):
+    rng = np.random.default_rng(0)
+    rows = []
+    for r in charades:
+        s, e = r["windows"][0]
+        jitter = rng.normal(0, 3, 2)
+        rows.append({"qid": r["qid"], "output": f"{s + jitter[0]:.2f} to {e + jitter[1]:.2f}"})
+    pred = write_jsonl(tmp_path / "p.jsonl", rows)
+    a = score(pred, "charades", n_resamples=300, seed=1)
+    b = score(pred, "charades", n_resamples=300, seed=1)
+    assert a["ci95"] == b["ci95"]
+    for name, (lo, hi) in a["ci95"].items():
+        assert lo < a["metrics"][name] < hi
+        assert hi - lo < 6
+
+
+def test_profile_all_and_breakdown(charades, tmp_path):
+    rows = [{"qid": r["qid"], "output": f"The event happens from {r['windows'][0][0]} to {r['windows'][0][1]} s."}
+            for r in charades[:300]]
+    pred = write_jsonl(tmp_path / "p.jsonl", rows)
+    result = cli("score", pred, "--task", "charades", "--profile", "all", "--json", "--no-ci")
+    assert result.exit_code == 0, result.output
+    records = json.loads(result.output)
+    from tempbench.parsing import PROFILES
+    assert [r["profile"] for r in records] == list(PROFILES)
+    result = cli("score", pred, "--task", "charades", "--by", "position", "--no-ci")
+    assert result.exit_code == 0 and "by position" in result.output and "middle third" in result.output
+
+
+def test_compare_paired(charades, tmp_path):
+    good = [{"qid": r["qid"], "windows": [r["windows"][0]]} for r in charades]
+    bad = [{"qid": r["qid"], "windows": [[0.0, 1.0]]} for r in charades]
+    a = write_jsonl(tmp_path / "a.jsonl", bad)
+    b = write_jsonl(tmp_path / "b.jsonl", good)
+    result = compare(a, b, "charades", n_resamples=200)
+    row = {r["metric"]: r for r in result["rows"]}["R1@0.5"]
+    assert row["difference"] > 90 and row["p_value"] < 0.01 and row["ci95"][0] > 80
+    out = cli("compare", a, b, "--task", "charades", "--resamples", "100")
+    assert out.exit_code == 0 and "B - A" in out.output
+
+
+def test_public_record_has_no_private_keys(charades, tmp_path):
+    pred = write_jsonl(tmp_path / "p.jsonl", [{"qid": r["qid"], "output": "0 to 5"} for r in charades])
+    record = score(pred, "charades", ci=False, keep_details=True)
+    assert "_details" in record and "_details" not in public_record(record)
