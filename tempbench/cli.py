@@ -470,5 +470,63 @@ def data_check_videos(task, videos, split, tolerance, as_json):
     _console().print(table)
 
 
+# ------------------------------------------------------------------------------------------------------------------
+# leaderboard
+
+
+@main.command()
+@click.argument("result", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--name", default=None, help="Entry name (default: the model of the run).")
+@click.option("--setting", type=click.Choice(["zero-shot", "fine-tuned"]), default=None,
+              help="Needed when the result's run.json does not say.")
+@click.option("--details", "details_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Per-query details (default: details.jsonl.gz next to the result).")
+@click.option("--allow-partial", is_flag=True, help="Accept a run over fewer queries than the split (marked partial).")
+@click.option("--submissions", "submissions_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("submissions"), show_default=True)
+@click.option("--note", "notes", multiple=True, help="A note shown with the entry.")
+def submit(result, name, setting, details_path, allow_partial, submissions_dir, notes):
+    """Validate a result record and add it to the leaderboard's submissions.
+
+    \b
+    Example:
+      tempbench submit runs/charades-test/my-model/result.json --name "My model (7B)"
+    """
+    from .submissions import submit as submit_result
+
+    path = submit_result(result, name=name, allow_partial=allow_partial, submissions_dir=submissions_dir,
+                         setting=setting, details_path=details_path, notes=list(notes) or None)
+    _console().print(f"added {path}; rebuild the board with `tempbench leaderboard`")
+
+
+@main.command()
+@click.option("--submissions", "submissions_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("submissions"), show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("leaderboard"),
+              show_default=True)
+@click.option("--check", is_flag=True, help="Exit 1 when the files in --out are not what the submissions produce.")
+def leaderboard(submissions_dir, out_dir, check):
+    """Build the leaderboard (markdown, CSV, JSON, figures, a static HTML page) from the submissions.
+
+    \b
+    Examples:
+      tempbench leaderboard
+      tempbench leaderboard --check
+    """
+    from .leaderboard import build_leaderboard, check_leaderboard
+
+    if check:
+        stale = check_leaderboard(submissions_dir, out_dir)
+        if stale:
+            for name in stale:
+                click.echo(f"out of date: {out_dir / name}", err=True)
+            click.echo("run `tempbench leaderboard` and commit the result", err=True)
+            sys.exit(1)
+        click.echo(f"{out_dir} is up to date with {submissions_dir}")
+        return
+    paths = build_leaderboard(submissions_dir, out_dir)
+    _console().print(f"wrote {len(paths)} files to {out_dir} (open {out_dir / 'index.html'})")
+
+
 def run_main():  # pragma: no cover - console entry for `python -m tempbench`
     main(prog_name="tempbench")

@@ -1,0 +1,500 @@
+"""Video decoding (PyAV), fps sampling with frame and pixel budgets, true timestamps, checks and prefetching.
+
+Sampling follows qwen-vl-utils (the reference pipeline of Qwen2/2.5-VL and of TempSamp-R1): ``nframes`` from
+:func:`tempbench.qwen_video.smart_nframes`, indices ``round(linspace(0, total - 1, nframes))`` and sampled fps
+``nframes / total * source_fps``.  ``total`` is the number of frames in the stream (packets that are not marked
+discard), ``source_fps`` the stream's average frame rate, as decord reports them.
+
+Frames are returned at the source size (not resized): :func:`tempbench.qwen_video.resize_clip` resizes them to
+the model's size when memory matters (e.g. inside a :class:`Prefetcher` worker).  Display rotation metadata is
+ignored, as in decord and torchvision.
+
+Timestamps are seconds from the first presented frame: ``(pts - first_pts) * time_base``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import dataclasses
+import math
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tempbench.errors import TempbenchError
+from tempbench.qwen_video import RESIZE_MODES, sample_frame_indices, sampled_fps, smart_nframes
+
+VIDEO_EXTS = (".mp4", ".mkv", ".webm", ".avi")
+
+
+@dataclass
+class VideoSettings:
+    """How videos are sampled for a model (defaults: TempSamp-R1 / Qwen2.5-VL, paper settings).
+
+    ``fps`` frames per second sampled, ``min_frames``/``max_frames`` frame-count bounds, ``min_pixels`` and
+    ``max_pixels`` per frame, ``total_pixels`` for the whole video (qwen-vl-utils ``total_pixels``), and
+    ``frame_factor`` (frame counts are multiples of it; equals the temporal patch size 2); ``resize_mode``
+    which torchvision resize the frames reproduce: ``"qwen-vl-utils"`` (the Qwen reference pipeline) or
+    ``"transformers"`` (transformers' video processor resizing on CPU); see :mod:`tempbench.qwen_video`.
+    """
+
+    fps: float = 2.0
+    max_frames: int = 768
+    min_frames: int = 4
+    min_pixels: int = 16 * 28 * 28
+    max_pixels: int = 768 * 28 * 28
+    total_pixels: int = 3584 * 28 * 28
+    frame_factor: int = 2
+    resize_mode: str = "qwen-vl-utils"
+
+    def __post_init__(self):
+        if self.resize_mode not in RESIZE_MODES:
+            raise TempbenchError(f"video setting resize_mode={self.resize_mode!r} is unknown",
+                                 f"use one of: {', '.join(RESIZE_MODES)}")
+        for name in ("fps", "max_frames", "min_frames", "min_pixels", "max_pixels", "total_pixels", "frame_factor"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
+                raise TempbenchError(f"video setting {name}={value!r} must be a positive number",
+                                     "check the video options (e.g. --fps, --max-frames)")
+        if self.min_frames > self.max_frames:
+            raise TempbenchError(f"video setting min_frames={self.min_frames} exceeds max_frames={self.max_frames}")
+        if self.min_pixels > self.max_pixels:
+            raise TempbenchError(f"video setting min_pixels={self.min_pixels} exceeds max_pixels={self.max_pixels}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> VideoSettings:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise TempbenchError(f"unknown video setting(s): {', '.join(unknown)}",
+                                 f"known settings: {', '.join(sorted(known))}")
+        return cls(**d)
+
+
+@dataclass
+class Clip:
+    """Sampled frames of one video.
+
+    ``frames`` uint8 (T, H, W, 3) RGB at source size (unless ``resized_from`` holds the source (H, W));
+    ``timestamps`` float64 (T,) seconds of each frame; ``fps`` the SAMPLED fps (``T / total * source_fps``,
+    the value Qwen2.5-VL's ``second_per_grid_ts`` needs); ``duration`` seconds covered by the decoded
+    stream; ``source_fps``; ``indices`` the sampled frame indices; ``n_source_frames`` the stream's frames.
+    """
+
+    frames: np.ndarray
+    timestamps: np.ndarray
+    fps: float
+    duration: float
+    source_fps: float
+    path: str
+    indices: np.ndarray | None = None
+    n_source_frames: int | None = None
+    resized_from: tuple[int, int] | None = None
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.frames.shape[0])
+
+
+def _err(path, what: str, hint: str | None = None) -> TempbenchError:
+    return TempbenchError(f"video {path}: {what}", hint)
+
+
+def _open(path):
+    import av
+
+    p = Path(path)
+    if not p.exists():
+        raise _err(path, "file not found", "check --videos DIR and the file name (tempbench data check-videos)")
+    if p.is_dir():
+        raise _err(path, "is a directory, not a video file")
+    try:
+        container = av.open(str(p))
+    except Exception as e:  # av.FFmpegError and friends
+        raise _err(path, f"cannot be opened ({type(e).__name__}: {e})",
+                   "the file is corrupt or not a video; re-download it") from e
+    if not container.streams.video:
+        container.close()
+        raise _err(path, "has no video stream", "re-download the video")
+    return container
+
+
+def _rate(stream) -> float | None:
+    for r in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+        if r is not None and r > 0:
+            v = float(r)
+            if math.isfinite(v) and 0 < v < 1000:
+                return v
+    return None
+
+
+@dataclass
+class _Index:
+    pts: np.ndarray  # presentation timestamps (stream time base units), sorted
+    durations: np.ndarray
+    time_base: Fraction
+
+
+def _demux_index(container, path) -> _Index:
+    """Presentation times of all frames from the packets (no decoding): cheap, exact frame count."""
+    stream = container.streams.video[0]
+    pts, durs = [], []
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0 or packet.is_discard:
+                continue
+            t = packet.pts if packet.pts is not None else packet.dts
+            if t is None:
+                t = (pts[-1] + 1) if pts else 0
+            pts.append(t)
+            durs.append(packet.duration or 0)
+    except Exception as e:
+        if not pts:
+            raise _err(path, f"cannot be read ({type(e).__name__}: {e})", "re-download the video") from e
+    if not pts:
+        raise _err(path, "has no video frames", "re-download the video")
+    order = np.argsort(np.asarray(pts, dtype=np.int64), kind="stable")
+    tb = stream.time_base or Fraction(1, 1_000_000)
+    return _Index(np.asarray(pts, dtype=np.int64)[order], np.asarray(durs, dtype=np.int64)[order], tb)
+
+
+def _stream_geometry(index: _Index, stream) -> tuple[float, float]:
+    """(source_fps, duration in seconds) from the packet index."""
+    tb = float(index.time_base)
+    n = len(index.pts)
+    fps = _rate(stream)
+    span = float(index.pts[-1] - index.pts[0]) * tb
+    if fps is None:
+        fps = (n - 1) / span if n > 1 and span > 0 else 25.0
+    last = float(index.durations[-1]) * tb if index.durations[-1] > 0 else 1.0 / fps
+    return fps, span + last
+
+
+def decode_video(path: str | os.PathLike, settings: VideoSettings | None = None) -> Clip:
+    """Decode ``path`` and sample frames at ``settings.fps`` (qwen-vl-utils rules), with true timestamps.
+
+    Raises :class:`TempbenchError` naming the file when it is missing or cannot be decoded.
+    """
+    settings = settings or VideoSettings()
+    container = _open(path)
+    try:
+        index = _demux_index(container, path)
+        stream = container.streams.video[0]
+        source_fps, duration = _stream_geometry(index, stream)
+    finally:
+        container.close()
+    total = len(index.pts)
+    for _attempt in range(2):
+        n = smart_nframes(total, source_fps, settings.fps, settings.min_frames, settings.max_frames,
+                          settings.frame_factor)
+        indices = sample_frame_indices(total, n)
+        frames, times, decoded = _decode_indices(path, indices)
+        if frames is not None:
+            break
+        if decoded == 0:
+            raise _err(path, "no frame could be decoded", "the file is corrupt; re-download it")
+        total = decoded  # fewer decodable frames than packets: sample again over the frames that exist
+    else:  # pragma: no cover - the second pass samples only decodable frames
+        raise _err(path, "frame count changed between decoding passes")
+    first = float(index.pts[0]) * float(index.time_base)
+    ts = np.asarray(times, dtype=np.float64)
+    missing = np.isnan(ts)
+    if missing.any():  # frames without pts: place them on the packet index (or the nominal grid)
+        pos = np.minimum(indices, len(index.pts) - 1)
+        ts[missing] = (index.pts[pos].astype(np.float64) * float(index.time_base))[missing]
+    ts = np.maximum(ts - first, 0.0)
+    return Clip(frames=frames, timestamps=ts, fps=sampled_fps(n, total, source_fps), duration=duration,
+                source_fps=source_fps, path=str(path), indices=indices, n_source_frames=total)
+
+
+def _decode_indices(path, indices: np.ndarray) -> tuple[np.ndarray | None, list[float], int]:
+    """Decode frames in presentation order, converting only the wanted ones to RGB.
+
+    Returns (frames or None if the stream ended before the last wanted index, times, frames decoded).
+    """
+    container = _open(path)
+    wanted: dict[int, list[int]] = {}
+    for pos, i in enumerate(indices.tolist()):
+        wanted.setdefault(i, []).append(pos)
+    last = int(indices.max())
+    out: list[np.ndarray | None] = [None] * len(indices)
+    times = [float("nan")] * len(indices)
+    count = 0
+    try:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        try:
+            for frame in container.decode(stream):
+                if count in wanted:
+                    arr = frame.to_ndarray(format="rgb24")
+                    t = float(frame.pts * frame.time_base) if frame.pts is not None and frame.time_base else None
+                    for pos in wanted[count]:
+                        out[pos] = arr
+                        if t is not None:
+                            times[pos] = t
+                count += 1
+                if count > last:
+                    break
+        except Exception as e:
+            if count == 0:
+                raise _err(path, f"cannot be decoded ({type(e).__name__}: {e})",
+                           "the file is corrupt; re-download it") from e
+            # a damaged tail: keep what was decoded, resample below if frames are missing
+    finally:
+        container.close()
+    if any(a is None for a in out):
+        return None, times, count
+    return np.stack(out), times, count  # type: ignore[arg-type]
+
+
+def probe_video(path: str | os.PathLike, exact: bool = False, verify: bool = False) -> dict:
+    """Cheap facts about a video: ``duration`` (s), ``fps``, ``n_frames``, ``width``, ``height``.
+
+    From container metadata; the packets are demuxed (no decoding) when the metadata lacks the duration or the
+    frame count, or when ``exact``.  ``verify`` also decodes the first frame.  Raises TempbenchError.
+    """
+    container = _open(path)
+    try:
+        stream = container.streams.video[0]
+        cc = stream.codec_context
+        info = {"width": int(cc.width or 0), "height": int(cc.height or 0), "fps": _rate(stream),
+                "n_frames": int(stream.frames or 0), "duration": None}
+        if stream.duration is not None and stream.time_base:
+            info["duration"] = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            info["duration"] = container.duration / 1_000_000
+        if exact or not info["duration"] or not info["n_frames"] or info["fps"] is None:
+            index = _demux_index(container, path)
+            fps, duration = _stream_geometry(index, stream)
+            info.update(n_frames=len(index.pts), fps=fps, duration=duration)
+            if verify:
+                container.seek(0)
+        if verify:
+            try:
+                frame = next(iter(container.decode(stream)), None)
+            except Exception as e:
+                raise _err(path, f"cannot be decoded ({type(e).__name__}: {e})",
+                           "the file is corrupt; re-download it") from e
+            if frame is None:
+                raise _err(path, "no frame could be decoded", "the file is corrupt; re-download it")
+            info["width"], info["height"] = frame.width, frame.height
+    finally:
+        container.close()
+    return info
+
+
+def find_video(video_dir: str | os.PathLike, vid: str, exts: Sequence[str] = VIDEO_EXTS) -> Path | None:
+    """The file for video id ``vid`` in ``video_dir``: ``vid + ext``, also with ActivityNet's ``v_`` prefix
+    added or removed; ``vid`` may already carry its extension."""
+    d = Path(video_dir)
+    for name in _candidate_names(vid):
+        if Path(name).suffix.lower() in exts and (d / name).is_file():
+            return d / name
+        for ext in exts:
+            p = d / f"{name}{ext}"
+            if p.is_file():
+                return p
+    return None
+
+
+def _candidate_names(vid: str) -> list[str]:
+    names = [vid]
+    names.append(vid[2:] if vid.startswith("v_") else f"v_{vid}")
+    return names
+
+
+def _dir_index(video_dir: Path, exts: Sequence[str]) -> dict[str, Path]:
+    """File name (and stem, for known extensions) -> path, from one directory listing."""
+    index: dict[str, Path] = {}
+    if not video_dir.is_dir():
+        return index
+    with os.scandir(video_dir) as it:
+        for entry in it:
+            if not entry.is_file():
+                continue
+            p = Path(entry.path)
+            index.setdefault(p.name, p)
+            if p.suffix.lower() in exts:
+                stem = p.stem
+                # prefer the first extension in `exts` order when several files share a stem
+                old = index.get(stem)
+                if old is None or exts.index(p.suffix.lower()) < exts.index(old.suffix.lower()):
+                    index[stem] = p
+    return index
+
+
+def _check_one(vid: str, path: Path, annotated: float | None, tolerance: float) -> tuple[str, dict | None]:
+    try:
+        info = probe_video(path, verify=True)
+    except TempbenchError as e:
+        return "undecodable", {"vid": vid, "path": str(path), "reason": e.message}
+    except Exception as e:  # pragma: no cover - anything PyAV throws that _open did not wrap
+        return "undecodable", {"vid": vid, "path": str(path), "reason": f"{type(e).__name__}: {e}"}
+    if annotated is not None and info["duration"] is not None and abs(info["duration"] - annotated) > tolerance:
+        return "duration_mismatch", {"vid": vid, "path": str(path), "annotated": float(annotated),
+                                     "decoded": info["duration"], "diff": info["duration"] - float(annotated)}
+    return "present", None
+
+
+def check_videos(vids: Iterable[str], durations: dict[str, float] | None, video_dir: str | os.PathLike,
+                 exts: Sequence[str] = VIDEO_EXTS, tolerance: float = 1.0, workers: int | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> dict:
+    """Check that every video of a task is present, decodable and as long as annotated.
+
+    Returns ``{"n", "present": [vid], "missing": [vid], "undecodable": [{vid, path, reason}],
+    "duration_mismatch": [{vid, path, annotated, decoded, diff}]}`` (``|decoded - annotated| > tolerance``
+    seconds; a mismatching video also counts as present).  Durations come from container metadata.
+    """
+    exts = tuple(e.lower() for e in exts)
+    vids = list(dict.fromkeys(vids))
+    durations = durations or {}
+    d = Path(video_dir)
+    index = _dir_index(d, exts)
+    report: dict[str, Any] = {"n": len(vids), "video_dir": str(d), "present": [], "missing": [],
+                              "undecodable": [], "duration_mismatch": []}
+    jobs: list[tuple[str, Path]] = []
+    for vid in vids:
+        path = next((index[n] for n in _candidate_names(vid) if n in index), None)
+        if path is None:
+            path = find_video(d, vid, exts)  # e.g. case-insensitive file systems
+        if path is None:
+            report["missing"].append(vid)
+        else:
+            jobs.append((vid, path))
+    results: dict[str, tuple[str, dict | None]] = {}
+    workers = workers or min(8, (os.cpu_count() or 2) * 2)
+    with cf.ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures = {pool.submit(_check_one, vid, path, durations.get(vid), tolerance): vid for vid, path in jobs}
+        for done, fut in enumerate(cf.as_completed(futures), 1):
+            results[futures[fut]] = fut.result()
+            if progress is not None:
+                progress(done, len(jobs))
+    for vid, _path in jobs:  # report in input order
+        status, detail = results[vid]
+        if status == "undecodable":
+            report["undecodable"].append(detail)
+        else:
+            report["present"].append(vid)
+            if status == "duration_mismatch":
+                report["duration_mismatch"].append(detail)
+    return report
+
+
+# --------------------------------------------------------------------------------------------------- prefetch
+
+
+@dataclass
+class Prefetched:
+    """One prefetched item: ``value`` when ``error`` is None, else the error message (never an exception)."""
+
+    index: int
+    item: Any
+    value: Any = None
+    error: str | None = None
+    seconds: float = 0.0
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def _run(fn: Callable[[Any], Any], item: Any) -> tuple[Any, str | None, float]:
+    t0 = time.perf_counter()
+    try:
+        return fn(item), None, time.perf_counter() - t0
+    except TempbenchError as e:
+        return None, str(e), time.perf_counter() - t0
+    except Exception as e:
+        return None, f"{type(e).__name__}: {e}", time.perf_counter() - t0
+
+
+class Prefetcher:
+    """Run ``fn`` (default: :func:`decode_video` with ``settings``) over ``items`` ahead of the consumer.
+
+    Parallel workers (threads by default: PyAV decodes without the GIL; ``kind="process"`` for picklable
+    ``fn``), at most ``ahead`` results in flight or waiting, results yielded in input order as
+    :class:`Prefetched` values; a failing item becomes a value with ``error`` set.
+    ``items`` may be a lazy iterable; it is consumed only as far as needed.
+    """
+
+    def __init__(self, items: Iterable[Any], fn: Callable[[Any], Any] | None = None,
+                 settings: VideoSettings | None = None, workers: int = 2, ahead: int | None = None,
+                 kind: str = "thread"):
+        if workers < 1:
+            raise TempbenchError(f"prefetch workers must be >= 1, got {workers}")
+        if kind not in ("thread", "process"):
+            raise TempbenchError(f"prefetch kind must be 'thread' or 'process', got {kind!r}")
+        if fn is None:
+            fn = _DecodeFn(settings or VideoSettings())
+        self.fn = fn
+        self.items = iter(items)
+        self.workers = workers
+        self.ahead = max(1, ahead if ahead is not None else 2 * workers)
+        self.kind = kind
+        self._pool: cf.Executor | None = None
+        self._pending: deque[tuple[int, Any, cf.Future]] = deque()
+        self._next = 0
+
+    def _fill(self) -> None:
+        assert self._pool is not None
+        while len(self._pending) < self.ahead:
+            try:
+                item = next(self.items)
+            except StopIteration:
+                return
+            self._pending.append((self._next, item, self._pool.submit(_run, self.fn, item)))
+            self._next += 1
+
+    def __iter__(self) -> Iterator[Prefetched]:
+        if self._pool is None:
+            pool_cls = cf.ThreadPoolExecutor if self.kind == "thread" else cf.ProcessPoolExecutor
+            self._pool = pool_cls(max_workers=self.workers)
+        try:
+            self._fill()
+            while self._pending:
+                i, item, fut = self._pending.popleft()
+                try:
+                    value, error, seconds = fut.result()
+                except Exception as e:  # e.g. a broken process pool or an unpicklable result
+                    value, error, seconds = None, f"{type(e).__name__}: {e}", 0.0
+                self._fill()
+                yield Prefetched(index=i, item=item, value=value, error=error, seconds=seconds)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        for _, _, fut in self._pending:
+            fut.cancel()
+        self._pending.clear()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> Prefetcher:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+@dataclass(frozen=True)
+class _DecodeFn:
+    """Picklable ``decode_video(path, settings)`` (works with process pools); ``None`` path = missing."""
+
+    settings: VideoSettings
+
+    def __call__(self, path):
+        if path is None:
+            raise TempbenchError("video not found", "check --videos DIR (tempbench data check-videos)")
+        return decode_video(path, self.settings)
