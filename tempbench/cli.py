@@ -528,5 +528,57 @@ def leaderboard(submissions_dir, out_dir, check):
     _console().print(f"wrote {len(paths)} files to {out_dir} (open {out_dir / 'index.html'})")
 
 
+# ------------------------------------------------------------------------------------------------------------------
+# training
+
+
+@main.group(invoke_without_command=True)
+@click.option("--method", type=click.Choice(["tempsamp", "grpo", "sft"]), default=None,
+              help="TempSamp-R1 (GT-guided mixed-policy GRPO), plain GRPO, or SFT.")
+@click.option("--model", default=None, help="Model to fine-tune: a folder, a hub id or `tiny-synthetic`.")
+@click.option("--task", default=None, help="Task to train on.")
+@click.option("--split", default=None, help="Split (default: train).")
+@click.option("--videos", type=click.Path(file_okay=False, path_type=Path), default=None, help="Video folder.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="Output folder.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="TOML config (defaults: the paper's values, tempbench/train/default_config.toml).")
+@click.option("--resume", default=None, help="`latest` or a checkpoint folder.")
+@click.option("--limit", type=int, default=None, help="Train on the first N queries only.")
+@click.pass_context
+def train(ctx, method, model, task, split, videos, out, config_path, resume, limit):
+    """Fine-tune a model with TempSamp-R1, GRPO or SFT; checkpoints are Hugging Face folders.
+
+    \b
+    Examples:
+      tempbench train --method tempsamp --model Qwen/Qwen2.5-VL-7B-Instruct --task charades --videos DIR --out ckpt
+      tempbench train --method sft --model tiny-synthetic --task synthetic --out runs/train-sft
+      tempbench train plot runs/train-sft
+      tempbench run --model runs/train-sft/checkpoint-20 --task synthetic
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    missing = [name for name, value in (("--method", method), ("--model", model), ("--task", task), ("--out", out))
+               if value is None]
+    if missing:
+        raise click.UsageError(f"missing {', '.join(missing)}")
+    from .train.loop import train as train_model
+
+    summary = train_model(str(config_path) if config_path else None,
+                          {"method": method, "model": model, "task": task, "split": split,
+                           "videos": str(videos) if videos else None, "out": str(out), "resume": resume,
+                           "limit": limit})
+    _print_json(summary)
+
+
+@train.command("plot")
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+def train_plot(run_dir):
+    """Draw a training run's curves (loss, reward, KL, IoU, format rate) as PNG files."""
+    from .train.plot import plot_run
+
+    for path in plot_run(run_dir):
+        click.echo(str(path))
+
+
 def run_main():  # pragma: no cover - console entry for `python -m tempbench`
     main(prog_name="tempbench")
