@@ -186,7 +186,9 @@ def run(model: str, task: str, split: str | None = None, videos: str | Path | No
     options = dict(model_options or {})
     if world > 1 and "LOCAL_RANK" in os.environ and "device" not in options:
         options["device"] = f"cuda:{int(os.environ['LOCAL_RANK'])}"
-    adapter = load_model(model, task=spec.name, split=split, generation=gen, video_settings=vs, **options)
+    if model.startswith("baseline:"):
+        options.setdefault("task", spec.name)
+    adapter = load_model(model, generation=gen, video_settings=vs, **options)
     info = adapter.info() if hasattr(adapter, "info") else {"id": model}
     zoo_entry = info.get("zoo") or {}
     prompt_name = prompt or zoo_entry.get("prompt") or (

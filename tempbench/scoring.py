@@ -561,7 +561,8 @@ def score_all_profiles(predictions, task=None, split=None, **kwargs) -> list[dic
 def compare(a, b, task: str | None = None, split: str | None = None, profile: str = "canonical",
             n_resamples: int = 1000, seed: int = 0) -> dict:
     """Paired comparison of two predictions files on the same queries: per metric, B - A, its 95% CI and a
-    two-sided p-value (clustered paired bootstrap over videos, `tempbench.metrics.stats.paired_test`)."""
+    two-sided p-value (CI: paired bootstrap over videos; p: sign-flip permutation by video; both in
+    `tempbench.metrics.stats.paired_test`)."""
     from .metrics.stats import paired_test
 
     ra = score(a, task, split, profile=profile, ci=False, keep_details=True)

@@ -1,0 +1,101 @@
+"""The model adapter protocol: what the runner needs from any model (docs/design.md, "Module interfaces").
+
+An adapter turns a batch of `ModelInput` (a decoded clip plus the rendered prompt) into raw text answers, one per
+input, in order. Parsing the text into windows is not the adapter's job (`tempbench.parsing` does it), except for
+baselines, which also predict windows directly (`WindowPredictor`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from tempbench.errors import TempbenchError
+
+
+@dataclass
+class ModelInput:
+    """One query: `clip` (a `tempbench.video.Clip`, or None for text-only / window baselines), the rendered `prompt`,
+    the query id, and free `meta` (e.g. vid, duration, the annotation record for baselines)."""
+
+    clip: Any
+    prompt: str
+    qid: int
+    meta: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """Decoding settings. Defaults: greedy, 256 new tokens, no repetition penalty.
+
+    Adapters apply exactly these settings (they do not inherit a checkpoint's own sampling defaults, e.g. the
+    `do_sample/temperature/top_p/top_k/repetition_penalty` of Qwen's `generation_config.json`) and report them in
+    `info()["generation"]`.
+    """
+
+    max_new_tokens: int = 256
+    min_new_tokens: int | None = None  # fixes the answer length in throughput measurements
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int | None = 0
+    repetition_penalty: float = 1.0
+
+    def __post_init__(self):
+        if int(self.max_new_tokens) <= 0:
+            raise TempbenchError(
+                f"max_new_tokens must be positive, got {self.max_new_tokens}", hint="e.g. --max-new-tokens 256"
+            )
+        if self.do_sample and not (self.temperature > 0):
+            raise TempbenchError(
+                f"sampling needs temperature > 0, got {self.temperature}", hint="or use greedy decoding"
+            )
+        if not (0 < self.top_p <= 1):
+            raise TempbenchError(f"top_p must be in (0, 1], got {self.top_p}")
+        if not (self.repetition_penalty > 0):
+            raise TempbenchError(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        if d["min_new_tokens"] is None:
+            d.pop("min_new_tokens")
+        if not self.do_sample:  # temperature / top_p do not apply to greedy decoding
+            d.pop("temperature")
+            d.pop("top_p")
+        return d
+
+
+@runtime_checkable
+class ModelAdapter(Protocol):
+    """What every model backend provides."""
+
+    name: str
+
+    def info(self) -> dict:
+        """Provenance: at least `id`, `revision`, `backend`, `dtype`, `generation` (settings dict)."""
+        ...
+
+    def generate(self, batch: list[ModelInput]) -> list[str]:
+        """Raw text answers, one per input, in input order."""
+        ...
+
+    def close(self) -> None:
+        """Release memory, threads, connections. Safe to call twice."""
+        ...
+
+
+@runtime_checkable
+class WindowPredictor(Protocol):
+    """Adapters that also predict windows directly (baselines): `predict(records) -> [[start, end], ...]`."""
+
+    def predict(self, records: list[dict]) -> list[list[float]]: ...
+
+
+def needs_video(adapter: Any) -> bool:
+    """Whether the runner must decode videos for this adapter (baselines do not)."""
+    return bool(getattr(adapter, "needs_video", True))
+
+
+def format_window(start: float, end: float) -> str:
+    """The canonical answer text for a window: `"S to E"` with two decimals (the TempSamp-R1 / TimeZero format)."""
+    return f"{start:.2f} to {end:.2f}"

@@ -1,0 +1,187 @@
+"""Registry of known checkpoints: aliases, hub ids, base model, recommended prompt and video settings, and the
+numbers their papers report (with citations). `verified` says whether the hub id was confirmed from the authors'
+own repository; unverified entries carry the reason.
+
+Reported numbers are percentages as printed in the cited source; `setting` says zero-shot or fine-tuned per task
+(a model fine-tuned on a task's train split is "fine-tuned" for that task).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tempbench.errors import UsageError
+
+TEMPSAMP_VIDEO = {"fps": 2.0, "total_pixels": 3584 * 28 * 28, "min_pixels": 16 * 28 * 28}
+TEMPSAMP_CITE = "TempSamp-R1 (Li et al., NeurIPS 2025, arXiv 2509.18056), Tab. 1"
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    alias: str
+    hub_id: str | None
+    title: str
+    base_model: str | None
+    prompt: str | None
+    video: dict = field(default_factory=dict)
+    setting: dict = field(default_factory=dict)  # task -> "zero-shot" | "fine-tuned"
+    reported: dict = field(default_factory=dict)  # task -> {metric: value, "source": citation}
+    verified: bool = False
+    verified_from: str = ""
+    reason: str = ""
+    aliases: tuple[str, ...] = ()
+    local_builder: str | None = None  # e.g. "tiny" for locally built models
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+ZOO: list[ZooEntry] = [
+    ZooEntry(
+        alias="qwen2.5-vl-7b",
+        hub_id="Qwen/Qwen2.5-VL-7B-Instruct",
+        title="Qwen2.5-VL-7B-Instruct",
+        base_model=None,
+        prompt="tempsamp-r1-plain",
+        video=TEMPSAMP_VIDEO,
+        setting={"charades": "zero-shot", "anet": "zero-shot", "qvhighlights": "zero-shot"},
+        reported={
+            "charades": {"mIoU": 49.7, "R1@0.3": 73.4, "R1@0.5": 54.4, "R1@0.7": 30.3,
+                         "source": TEMPSAMP_CITE + " (zero-shot, via lmms-eval)"},
+            "anet": {"mIoU": 33.1, "R1@0.3": 45.2, "R1@0.5": 29.7, "R1@0.7": 18.1,
+                     "source": TEMPSAMP_CITE + " (zero-shot, via lmms-eval, val_2)"},
+            "qvhighlights": {"HD-mAP": 19.7, "HIT@1": 34.1, "source": TEMPSAMP_CITE + " (zero-shot)"},
+        },
+        verified=True,
+        verified_from="Qwen's official model (config values checked against tempbench.models.tiny.qwen2_5_vl_7b_config)",
+        aliases=("qwen2.5-vl-7b-instruct", "Qwen2.5-VL-7B-Instruct"),
+    ),
+    ZooEntry(
+        alias="qwen2-vl-7b",
+        hub_id="Qwen/Qwen2-VL-7B-Instruct",
+        title="Qwen2-VL-7B-Instruct",
+        base_model=None,
+        prompt="tempsamp-r1-plain",
+        video=TEMPSAMP_VIDEO,
+        setting={"charades": "zero-shot", "anet": "zero-shot", "qvhighlights": "zero-shot"},
+        verified=True,
+        verified_from="Qwen's official model",
+        aliases=("qwen2-vl-7b-instruct", "Qwen2-VL-7B-Instruct"),
+    ),
+    ZooEntry(
+        alias="timezero-charades-7b",
+        hub_id="wwwyyy/TimeZero-Charades-7B",
+        title="TimeZero-7B (Charades-STA)",
+        base_model="Qwen/Qwen2.5-VL-7B-Instruct",
+        prompt="timezero-cot",
+        video={"fps": 2.0, "total_pixels": 3584 * 28 * 28, "min_pixels": 16 * 28 * 28},
+        setting={"charades": "fine-tuned"},
+        reported={"charades": {"R1@0.3": 83.3, "R1@0.5": 72.5, "R1@0.7": 47.9,
+                               "source": "TimeZero (Wang et al., arXiv 2503.13377v1), README results table"}},
+        verified=True,
+        verified_from="github.com/www-Ye/TimeZero README (model badge links)",
+        aliases=("timezero", "timezero-charades"),
+    ),
+    ZooEntry(
+        alias="timezero-activitynet-7b",
+        hub_id="wwwyyy/TimeZero-ActivityNet-7B",
+        title="TimeZero-7B (ActivityNet Captions)",
+        base_model="Qwen/Qwen2.5-VL-7B-Instruct",
+        prompt="timezero-cot",
+        video={"fps": 2.0, "total_pixels": 3584 * 28 * 28, "min_pixels": 16 * 28 * 28},
+        setting={"anet": "fine-tuned"},
+        reported={"anet": {"R1@0.3": 68.6, "R1@0.5": 47.3, "R1@0.7": 26.9,
+                           "source": "TimeZero (Wang et al., arXiv 2503.13377v1), README results table"}},
+        verified=True,
+        verified_from="github.com/www-Ye/TimeZero README (model badge links)",
+        aliases=("timezero-anet", "timezero-activitynet"),
+    ),
+    ZooEntry(
+        alias="time-r1-7b",
+        hub_id="Boshenxx/Time-R1-7B",
+        title="Time-R1-7B (TimeRFT post-trained)",
+        base_model="Qwen/Qwen2.5-VL-7B-Instruct",
+        prompt="time-r1-cot",
+        video={"fps": 2.0},
+        setting={"charades": "zero-shot", "anet": "zero-shot"},
+        reported={
+            "charades": {"R1@0.3": 78.1, "R1@0.5": 60.8, "R1@0.7": 35.3,
+                         "source": "Time-R1 (Wang et al., arXiv 2503.13377v2), github.com/xiaomi-research/time-r1 README (zero-shot)"},
+            "anet": {"R1@0.3": 58.6, "R1@0.5": 39.0, "R1@0.7": 21.4,
+                     "source": "Time-R1 (Wang et al., arXiv 2503.13377v2), github.com/xiaomi-research/time-r1 README (zero-shot)"},
+        },
+        verified=True,
+        verified_from="github.com/xiaomi-research/time-r1 README (model badge links)",
+        reason="video settings not checked against the authors' evaluation script (fps 2 assumed)",
+        aliases=("time-r1",),
+    ),
+    ZooEntry(
+        alias="videochat-r1-7b",
+        hub_id="OpenGVLab/VideoChat-R1_7B",
+        title="VideoChat-R1-7B",
+        base_model="Qwen/Qwen2.5-VL-7B-Instruct",
+        prompt="tempsamp-r1-plain",
+        video=TEMPSAMP_VIDEO,
+        setting={"charades": "fine-tuned"},
+        reported={"charades": {"mIoU": 60.8, "R1@0.5": 71.7, "R1@0.7": 50.2, "source": TEMPSAMP_CITE}},
+        verified=True,
+        verified_from="github.com/OpenGVLab/VideoChat-R1 README (links huggingface.co/OpenGVLab/VideoChat-R1_7B)",
+        reason="the authors' own grounding prompt is not registered; tempsamp-r1-plain is a stand-in",
+        aliases=("videochat-r1",),
+    ),
+    ZooEntry(
+        alias="tempsamp-r1-7b-sta",
+        hub_id="sdzt/TempSamp-R1-7B-STA",
+        title="TempSamp-R1-7B (Charades-STA), unofficial upload",
+        base_model="Qwen/Qwen2.5-VL-7B-Instruct",
+        prompt="tempsamp-r1-cot",
+        video=TEMPSAMP_VIDEO,
+        setting={"charades": "fine-tuned"},
+        reported={"charades": {"mIoU": 62.1, "R1@0.3": 83.6, "R1@0.5": 74.1, "R1@0.7": 52.9,
+                               "source": TEMPSAMP_CITE + " (CoT prompt)"}},
+        verified=False,
+        reason="not linked by the paper or the authors' repository; no model card; owner unverified",
+        aliases=("tempsamp-r1",),
+    ),
+    ZooEntry(
+        alias="tiny-synthetic",
+        hub_id=None,
+        title="tiny Qwen2.5-VL (random weights, built locally) for tests and the synthetic task",
+        base_model=None,
+        prompt="tempsamp-r1-plain",
+        video={"fps": 2.0, "min_pixels": 28 * 28, "max_pixels": 56 * 56, "total_pixels": 16 * 56 * 56},
+        setting={"synthetic": "zero-shot"},
+        verified=True,
+        verified_from="built by tempbench.models.tiny.build_tiny_qwen2_5_vl (seed 0)",
+        local_builder="tiny",
+        aliases=("tiny",),
+    ),
+]
+
+_INDEX: dict[str, ZooEntry] = {}
+for _e in ZOO:
+    for _name in (_e.alias, *_e.aliases, *( [_e.hub_id] if _e.hub_id else [])):
+        _INDEX[_name.lower()] = _e
+
+
+def find(name: str) -> ZooEntry | None:
+    """The zoo entry for an alias or a registered hub id (case-insensitive), else None."""
+    return _INDEX.get(name.lower())
+
+
+def get(name: str) -> ZooEntry:
+    entry = find(name)
+    if entry is None:
+        raise UsageError(f"{name!r} is not in the model zoo", hint="known: " + ", ".join(e.alias for e in ZOO))
+    return entry
+
+
+def resolve_local(entry: ZooEntry) -> str:
+    """The model reference to load for an entry: its hub id, or the folder of a locally built model."""
+    if entry.local_builder == "tiny":
+        from tempbench.models.tiny import tiny_model_dir
+
+        return str(tiny_model_dir(0))
+    if entry.hub_id is None:  # pragma: no cover - every entry has one or the other
+        raise UsageError(f"zoo entry {entry.alias} has no hub id")
+    return entry.hub_id
