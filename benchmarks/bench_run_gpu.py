@@ -55,6 +55,28 @@ def build_random_7b(out_dir: Path) -> Path:
     return out_dir
 
 
+def _chunk(args):
+    from tempbench.synthetic import generate_synthetic
+
+    out, n, seed = args
+    return generate_synthetic(out, n_videos=n, seed=seed, duration_range=(30, 30), size=(480, 360), fps=24)["records"]
+
+
+def make_videos(videos: Path, n: int, workers: int) -> None:
+    """n synthetic 30-s 480x360 24-fps videos, generated in parallel chunks, with one annotations.jsonl."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    chunks = [(videos / f"part{c}", len(range(c, n, workers)), c) for c in range(min(workers, n))]
+    with ProcessPoolExecutor(max_workers=len(chunks)) as pool:
+        parts = list(pool.map(_chunk, chunks))
+    records = []
+    for (folder, _, _), recs in zip(chunks, parts):
+        for r in recs:
+            (videos / f"{r['vid']}.mp4").symlink_to(folder / f"{r['vid']}.mp4")
+            records.append({**r, "qid": len(records)})
+    (videos / "annotations.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
 def count_params(model) -> tuple[int, int]:
     vision = sum(p.numel() for n, p in model.named_parameters() if ".visual." in n or n.startswith("visual."))
     total = sum(p.numel() for p in model.parameters())
@@ -68,6 +90,7 @@ def main(argv=None):
     ap.add_argument("--new-tokens", type=int, default=32)
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "tb-bench")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--tiny", action="store_true", help="CPU smoke test of this script with the tiny model")
     args = ap.parse_args(argv)
 
     import torch
@@ -76,7 +99,6 @@ def main(argv=None):
     from tempbench.models.hf import HFQwenVL
     from tempbench.prompts import render
     from tempbench.runner import run as tb_run
-    from tempbench.synthetic import generate_synthetic
     from tempbench.video import VideoSettings, decode_video
 
     work = args.work
@@ -85,11 +107,17 @@ def main(argv=None):
     t0 = time.perf_counter()
     videos = work / "videos"
     if not (videos / "annotations.jsonl").exists():
-        generate_synthetic(videos, n_videos=args.videos, seed=0, duration_range=(30, 30), size=(480, 360), fps=24)
+        videos.mkdir(parents=True, exist_ok=True)
+        make_videos(videos, args.videos, workers=max(1, (os.cpu_count() or 2) - 1))
     t_videos = time.perf_counter() - t0
-    model_dir = work / "qwen2_5_vl_7b_random"
-    if not (model_dir / "config.json").exists():
-        build_random_7b(model_dir)
+    if args.tiny:
+        from tempbench.models.tiny import tiny_model_dir
+
+        model_dir = tiny_model_dir(cache_dir=work / "tiny")
+    else:
+        model_dir = work / "qwen2_5_vl_7b_random"
+        if not (model_dir / "config.json").exists():
+            build_random_7b(model_dir)
     t_model = time.perf_counter() - t0 - t_videos
     print(f"videos {t_videos:.1f}s, model built {t_model:.1f}s", flush=True)
 
@@ -108,31 +136,86 @@ def main(argv=None):
     # warm-up (kernels, allocator) on two queries, not timed
     clip = decode_video(videos / f"{records[0]['vid']}.mp4", vs)
     adapter.generate([ModelInput(clip, render("tempsamp-r1-plain", query=records[0]["query"]), 0)] * 2)
-    torch.cuda.synchronize()
+    cuda = torch.cuda.is_available()
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    sync()
 
-    # per-sample loop
-    torch.cuda.reset_peak_memory_stats()
+    from tempbench.models.vision_attention import (
+        install_grouped_vision_attention,
+        uninstall_grouped_vision_attention,
+    )
+
+    def per_sample_loop():
+        """For each query: decode, preprocess, generate with batch 1 (what published evaluation scripts do)."""
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+        t0 = time.perf_counter()
+        for r in records:
+            clip = decode_video(videos / f"{r['vid']}.mp4", vs)
+            item = ModelInput(clip, render("tempsamp-r1-plain", query=r["query"]), r["qid"])
+            inputs = adapter.build_inputs([item])
+            tokens["vision_patches"] += int(inputs["video_grid_thw"].prod())
+            tokens["prompt_tokens"] += int(inputs["input_ids"].shape[1])
+            inputs = {k: v.to(adapter.device) for k, v in inputs.items()}
+            inputs["pixel_values_videos"] = inputs["pixel_values_videos"].to(adapter.dtype)
+            with torch.inference_mode():
+                adapter.model.generate(**inputs, generation_config=adapter._generation_config())
+        sync()
+        seconds = time.perf_counter() - t0
+        return seconds, (torch.cuda.max_memory_allocated() / 2**30 if cuda else None)
+
     tokens = {"vision_patches": 0, "prompt_tokens": 0}
-    t0 = time.perf_counter()
-    for r in records:
-        clip = decode_video(videos / f"{r['vid']}.mp4", vs)
-        item = ModelInput(clip, render("tempsamp-r1-plain", query=r["query"]), r["qid"])
-        inputs = adapter.build_inputs([item])
-        tokens["vision_patches"] += int(inputs["video_grid_thw"].prod())
-        tokens["prompt_tokens"] += int(inputs["input_ids"].shape[1])
-        inputs = {k: v.to(adapter.device) for k, v in inputs.items()}
-        inputs["pixel_values_videos"] = inputs["pixel_values_videos"].to(adapter.dtype)
-        with torch.inference_mode():
-            adapter.model.generate(**inputs, generation_config=adapter._generation_config())
-    torch.cuda.synchronize()
-    t_loop = time.perf_counter() - t0
-    mem_loop = torch.cuda.max_memory_allocated() / 2**30
-    adapter.close()
-    del adapter
-    torch.cuda.empty_cache()
+    uninstall_grouped_vision_attention(adapter.model)  # transformers' stock vision attention, as published scripts
+    t_loop_stock, mem_loop_stock = per_sample_loop()
+    install_grouped_vision_attention(adapter.model)
+    tokens = {"vision_patches": 0, "prompt_tokens": 0}
+    t_loop, mem_loop = per_sample_loop()
+    print(f"per-sample loop: stock vision attention {t_loop_stock:.1f}s, grouped {t_loop:.1f}s", flush=True)
 
-    # tempbench run (new process state for the model: loads it again, like a user would)
-    torch.cuda.reset_peak_memory_stats()
+    # where the time of one batch goes: vision tower alone, prefill (1 new token), full generation
+    from tempbench.qwen_video import resize_clip
+
+    def stage_times(bs, stages=("vision", "prefill", "generate")):  # noqa: B023
+        items = []
+        for r in records[:bs]:
+            c = resize_clip(decode_video(videos / f"{r['vid']}.mp4", vs), vs)
+            items.append(ModelInput(adapter.prepare_video(c), render("tempsamp-r1-plain", query=r["query"]), r["qid"]))
+        inputs = {k: v.to(adapter.device) for k, v in adapter.build_inputs(items).items()}
+        inputs["pixel_values_videos"] = inputs["pixel_values_videos"].to(adapter.dtype)
+        out = {}
+        with torch.inference_mode():
+            for name, fn in (
+                ("vision", lambda: adapter.model.model.get_video_features(inputs["pixel_values_videos"],
+                                                                          inputs["video_grid_thw"])),
+                ("prefill", lambda: adapter.model.generate(**inputs, max_new_tokens=1, min_new_tokens=1,
+                                                           do_sample=False)),
+                ("generate", lambda: adapter.model.generate(**inputs, generation_config=adapter._generation_config())),
+            ):
+                if name not in stages:
+                    continue
+                try:
+                    fn()
+                    sync()
+                    t = time.perf_counter()
+                    fn()
+                    sync()
+                    out[name] = time.perf_counter() - t
+                except Exception as exc:  # report, do not lose the whole benchmark
+                    out[name] = f"{type(exc).__name__}: {exc}"[:200]
+        return out
+
+    breakdown = {bs: stage_times(bs) for bs in (1, args.batch_size)}
+    uninstall_grouped_vision_attention(adapter.model)
+    breakdown["vision_stock_attention"] = {bs: stage_times(bs, ("vision",))["vision"] for bs in (1, args.batch_size)}
+    install_grouped_vision_attention(adapter.model)
+    print("breakdown", breakdown, flush=True)
+    adapter.close()
+    adapter = None
+    if cuda:
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+    # tempbench run (loads the model again, like a user would)
     run_dir = work / "run"
     shutil.rmtree(run_dir, ignore_errors=True)
     t0 = time.perf_counter()
@@ -141,7 +224,7 @@ def main(argv=None):
                     progress=False, workers=min(12, os.cpu_count() or 2), score=True)
     t_run_total = time.perf_counter() - t0
     tp = result["run"]["throughput"]
-    mem_run = torch.cuda.max_memory_allocated() / 2**30
+    mem_run = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
 
     n = len(records)
     q = n / tokens["prompt_tokens"] if tokens["prompt_tokens"] else 0
@@ -149,27 +232,32 @@ def main(argv=None):
     # prompt and the generated tokens; attention's quadratic terms added for the LM prefill.
     patches = tokens["vision_patches"] / n
     prompt = tokens["prompt_tokens"] / n
-    lm_layers, d_model = 28, 3584
+    lm_layers, d_model = (28, 3584) if not args.tiny else (2, 64)
     flops_vision = 2 * vision_params * patches
     flops_prefill = 2 * lm_params * prompt + 4 * lm_layers * d_model * prompt**2
     flops_decode = 2 * lm_params * args.new_tokens
     flops_query = flops_vision + flops_prefill + flops_decode
-    gpu = torch.cuda.get_device_name(0)
+    gpu = torch.cuda.get_device_name(0) if cuda else "cpu"
     peak = next((v for k, v in PEAK_BF16_TFLOPS.items() if k in gpu), 989.0) * 1e12
     out = {
         "gpu": gpu, "torch": torch.__version__, "videos": n, "video_seconds": 30, "fps": vs.fps,
         "total_pixels": vs.total_pixels, "new_tokens": args.new_tokens, "batch_size": args.batch_size,
         "mean_vision_patches": patches, "mean_prompt_tokens": prompt,
         "params": {"vision": vision_params, "language": lm_params},
+        "per_sample_loop_stock": {"seconds": t_loop_stock, "queries_per_s": n / t_loop_stock,
+                                  "peak_gib": mem_loop_stock},
         "per_sample_loop": {"seconds": t_loop, "queries_per_s": n / t_loop, "peak_gib": mem_loop},
         "tempbench_run": {"seconds": tp["seconds"], "queries_per_s": tp["queries_per_s"],
                           "seconds_with_model_load_and_scoring": t_run_total, "peak_gib": mem_run},
+        "speedup_vs_stock_loop": tp["queries_per_s"] / (n / t_loop_stock),
         "speedup": tp["queries_per_s"] / (n / t_loop),
         "tflops_per_query": flops_query / 1e12,
-        "flop_share": {"per_sample_loop": flops_query * n / t_loop / peak,
+        "flop_share": {"per_sample_loop_stock": flops_query * n / t_loop_stock / peak,
+                       "per_sample_loop": flops_query * n / t_loop / peak,
                        "tempbench_run": flops_query * tp["queries_per_s"] / peak,
                        "prefill_only_tempbench_run": (flops_vision + flops_prefill) * tp["queries_per_s"] / peak},
         "peak_bf16_tflops": peak / 1e12, "setup_seconds": {"videos": t_videos, "model": t_model},
+        "stage_seconds_per_batch": breakdown,
         "result_failure_rate": result["failure_rate"], "prompt_tokens_per_query_ratio": q,
     }
     text = json.dumps(out, indent=2)

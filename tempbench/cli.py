@@ -389,7 +389,8 @@ def _kv_options(pairs, what):
 @click.option("--video", "video_opts", multiple=True, help="Video setting KEY=VALUE (fps, max_frames, total_pixels...).")
 @click.option("--gen", "gen_opts", multiple=True, help="Generation setting KEY=VALUE (max_new_tokens, do_sample...).")
 @click.option("--api-base", default=None, help="OpenAI-compatible server URL, for openai:NAME models.")
-@click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True, help="Env variable holding the API key.")
+@click.option("--api-key-env", default=None,
+              help="Env variable holding the API key (default: OPENAI_API_KEY if set; none for a local server).")
 @click.option("--workers", type=int, default=None, help="Video decoding threads (default: cores - 1, at most 8).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result record as JSON.")
@@ -411,7 +412,7 @@ def run_cmd(model, task, split, videos, out_dir, limit, batch_size, shard, resum
     model_options = {}
     if api_base:
         model_options["api_base"] = api_base
-    if model.startswith("openai:"):
+    if model.startswith("openai:") and api_key_env:
         model_options["api_key_env"] = api_key_env
     result = run_model(model, task, split, videos=videos, out_dir=out_dir, limit=limit, batch_size=batch_size,
                        shard=shard, resume=resume, setting=setting, prompt=prompt, profile=profile,

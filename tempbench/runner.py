@@ -57,8 +57,9 @@ def parse_shard(shard: str | tuple[int, int] | None) -> tuple[int, int]:
 # append-only predictions
 
 
-def read_done(path: Path) -> dict[int, dict]:
-    """qid -> row of a predictions file; a half-written last line (a killed run) is cut off, keeping the rest."""
+def read_done(path: Path, repair: bool = True) -> dict[int, dict]:
+    """qid -> row of a predictions file; a half-written last line (a killed run) is cut off, keeping the rest
+    (with `repair=False` it is only ignored: for reading another process's file)."""
     done: dict[int, dict] = {}
     if not path.exists():
         return done
@@ -77,7 +78,7 @@ def read_done(path: Path) -> dict[int, dict]:
                                  "the file was edited by hand; fix or remove that line, then resume") from None
         done[int(row["qid"])] = row
         good_end = pos
-    if good_end < len(data):
+    if repair and good_end < len(data):
         with open(path, "r+b") as fh:
             fh.truncate(good_end)
     return done
@@ -105,7 +106,7 @@ def merge_shards(run_dir: Path, n: int, out: Path) -> int:
     """Merge `predictions.rank{i}-of-{n}.jsonl` into `out`, sorted by qid; returns the row count."""
     rows: dict[int, dict] = {}
     for i in range(n):
-        rows.update(read_done(run_dir / f"predictions.rank{i}-of-{n}.jsonl"))
+        rows.update(read_done(run_dir / f"predictions.rank{i}-of-{n}.jsonl", repair=False))
     text = "".join(json.dumps(rows[q], ensure_ascii=False) + "\n" for q in sorted(rows))
     from .annotations import atomic_write_text
 
@@ -129,6 +130,14 @@ def hardware() -> dict:
     except ImportError:
         pass
     return info
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
 
 
 def _progress(enabled: bool):
@@ -175,23 +184,36 @@ def run(model: str, task: str, split: str | None = None, videos: str | Path | No
     mine = records[rank::world]
     run_dir = Path(out_dir) if out_dir else default_run_dir(spec.name, split, model)
     pred_path = run_dir / ("predictions.jsonl" if world == 1 else f"predictions.rank{rank}-of-{world}.jsonl")
+    if world > 1:  # a marker left by an earlier run (e.g. with another --limit) must not let rank 0 merge early
+        (run_dir / f"rank{rank}-of-{world}.done").unlink(missing_ok=True)
     if not resume and pred_path.exists():
         raise TempbenchError(f"{pred_path} exists and --no-resume was given",
                              "remove it, choose another --out, or resume (the default)")
     done = read_done(pred_path)
     todo = [r for r in mine if r["qid"] not in done]
 
-    vs = VideoSettings.from_dict(video_settings or {})
+    # the zoo's recommended video settings, with the caller's overrides on top (passing only the overrides would
+    # make load_model ignore the zoo's settings, and the runner would decode with the defaults)
+    from .models import zoo
+
+    entry = None if model.startswith(("baseline:", "openai:")) else zoo.find(model)
+    vs = VideoSettings.from_dict({**(dict(entry.video) if entry is not None else {}), **(video_settings or {})})
     gen = GenerationSettings(**(generation or {}))
     options = dict(model_options or {})
-    if world > 1 and "LOCAL_RANK" in os.environ and "device" not in options:
+    if (world > 1 and "LOCAL_RANK" in os.environ and "device" not in options
+            and not model.startswith(("baseline:", "openai:")) and _cuda_available()):
+        # one GPU per local rank for transformers models (baselines and servers take no device option)
         options["device"] = f"cuda:{int(os.environ['LOCAL_RANK'])}"
     if model.startswith("baseline:"):
         options.setdefault("task", spec.name)
     adapter = load_model(model, generation=gen, video_settings=vs, **options)
     info = adapter.info() if hasattr(adapter, "info") else {"id": model}
-    zoo_entry = info.get("zoo") or {}
-    prompt_name = prompt or zoo_entry.get("prompt") or (
+    # the zoo entry's prompt (not info()["zoo"], which names it `recommended_prompt`) when it is made for this
+    # kind of task (the zoo's prompts are grounding prompts), else TempSamp-R1's plain prompt for the kind
+    zoo_prompt = entry.prompt if entry is not None and entry.prompt else None
+    if zoo_prompt is not None and get_prompt(zoo_prompt).kind != spec.kind:
+        zoo_prompt = None
+    prompt_name = prompt or zoo_prompt or (
         "tempsamp-r1-highlight" if spec.kind == "highlights" else "tempsamp-r1-plain")
     prompt_obj = get_prompt(prompt_name)
     use_video = needs_video(adapter)
@@ -204,12 +226,17 @@ def run(model: str, task: str, split: str | None = None, videos: str | Path | No
         from .annotations import ensure_synthetic
 
         video_dir = ensure_synthetic(split)
-    setting = setting or zoo_entry.get("settings", {}).get(spec.name) or info.get("setting") or "zero-shot"
+    setting = setting or (entry.setting.get(spec.name) if entry is not None else None) or info.get("setting") \
+        or "zero-shot"
 
+    predict_windows = getattr(adapter, "predict", None)
+    direct = predict_windows is not None and not use_video
     run_json = {
         "schema": "tempbench.run/1", "task": spec.name, "split": split, "model": model,
         "model_info": info, "setting": setting, "prompt": prompt_name, "prompt_sha256": prompt_obj.sha256,
-        "video": vs.to_dict() if use_video else None, "generation": gen.to_dict(),
+        "video": vs.to_dict() if use_video else None,
+        # adapters that predict windows directly (baselines) generate no text
+        "generation": None if direct else gen.to_dict(),
         "backend": info.get("backend"), "hardware": hardware(), "tempbench_version": __version__,
         "limit": limit, "batch_size": batch_size, "world_size": world, "profile": profile,
     }
@@ -229,7 +256,6 @@ def run(model: str, task: str, split: str | None = None, videos: str | Path | No
     writer = PredictionWriter(pred_path)
     n_workers = workers or max(1, min(8, (os.cpu_count() or 2) - 1))
     counts = {"queries": len(todo), "errors": 0, "video_missing": 0, "video_undecodable": 0}
-    predict_windows = getattr(adapter, "predict", None)
     t_start = time.perf_counter()
     model_seconds = 0.0
     status = "finished"
@@ -237,7 +263,7 @@ def run(model: str, task: str, split: str | None = None, videos: str | Path | No
         with _progress(progress) as bar:
             task_id = bar.add_task(f"{spec.name} {split} · {model_slug(model)}", total=len(mine),
                                    completed=len(mine) - len(todo), rate="-")
-            if predict_windows is not None and not use_video:
+            if direct:
                 for start in range(0, len(todo), max(batch_size, 256)):
                     chunk = todo[start:start + max(batch_size, 256)]
                     wins = predict_windows(chunk)
@@ -283,8 +309,14 @@ def run(model: str, task: str, split: str | None = None, videos: str | Path | No
     except KeyboardInterrupt:
         status = "interrupted"
         raise
+    except BaseException:  # e.g. a server that stopped answering: run.json must not say "finished"
+        status = "failed"
+        raise
     finally:
         writer.close()
+        if hasattr(adapter, "info"):  # again: a server's model name, fingerprints and request counts are known now
+            run_json["model_info"] = info = adapter.info()
+            run_json["backend"] = info.get("backend")
         if hasattr(adapter, "close"):
             adapter.close()
         elapsed = time.perf_counter() - t_start
@@ -304,9 +336,23 @@ def run(model: str, task: str, split: str | None = None, videos: str | Path | No
         if rank != 0:
             return {"status": "rank finished", "rank": rank, "predictions": str(pred_path)}
         deadline = time.time() + float(os.environ.get("TEMPBENCH_MERGE_TIMEOUT", "3600"))
-        while not all((run_dir / f"rank{i}-of-{world}.done").exists() for i in range(world)):
+        waiting = set(range(1, world))
+
+        def rank_complete(i: int) -> bool:
+            # its marker, and every one of its queries in its file: a stale marker of a rank that has not yet
+            # started (and removed it) does not count
+            if not (run_dir / f"rank{i}-of-{world}.done").exists():
+                return False
+            have = read_done(run_dir / f"predictions.rank{i}-of-{world}.jsonl", repair=False)
+            return all(r["qid"] in have for r in records[i::world])
+
+        while waiting:
+            waiting = {i for i in waiting if not rank_complete(i)}
+            if not waiting:
+                break
             if time.time() > deadline:
-                raise TempbenchError(f"{run_dir}: not every rank finished", "re-run the missing ranks (resume)")
+                raise TempbenchError(f"{run_dir}: rank(s) {sorted(waiting)} of {world} did not finish",
+                                     "re-run the missing ranks (they resume), or raise TEMPBENCH_MERGE_TIMEOUT")
             time.sleep(0.5)
         merge_shards(run_dir, world, run_dir / "predictions.jsonl")
         ranks = [json.loads((run_dir / f"run.rank{i}-of-{world}.json").read_text()) for i in range(world)]

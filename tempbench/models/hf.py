@@ -251,6 +251,10 @@ class HFQwenVL:
             from tempbench.models.qwen_rope import install_reference_rope_index
 
             install_reference_rope_index(model)
+        from tempbench.models.vision_attention import install_grouped_vision_attention
+
+        # one batched SDPA call per distinct block length instead of one per block (same numbers, far fewer kernels)
+        self.vision_attention = "grouped" if install_grouped_vision_attention(model) else "stock"
 
         self.tokenizer = tokenizer
         self.tokenizer.padding_side = "left"
@@ -401,6 +405,7 @@ class HFQwenVL:
             "device": str(self.device),
             "attn_implementation": self.attn_implementation,
             "rope_index": self.rope_index,
+            "vision_attention": getattr(self, "vision_attention", "stock"),
             "generation": self.generation.to_dict(),
             "video": _settings_dict(self.video_settings),
             "chat_template_sha256": hashlib.sha256(self.chat_template.encode()).hexdigest(),

@@ -1,0 +1,129 @@
+"""The OpenAI-compatible adapter through the runner, against a real local HTTP server (tests/openai_test_server.py),
+on the synthetic task: every sampled frame is sent with its timestamp, answers land in predictions.jsonl and are
+scored, the server's identity is recorded in run.json, transient server errors are retried, and the CLI passes the
+server address and the API key."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from openai_test_server import OpenAITestServer, deterministic_reply
+
+from tempbench.cli import main
+from tempbench.errors import TempbenchError
+from tempbench.runner import run
+
+N_SYNTH = 16
+
+
+@pytest.fixture(scope="module")
+def synthetic_split(tmp_path_factory) -> Path:
+    pytest.importorskip("av")
+    from tempbench.tasks import synthetic
+
+    out = tmp_path_factory.mktemp("synthetic") / "test"
+    synthetic.generate(out, "test")
+    return out
+
+
+@pytest.fixture
+def home(tb_home, synthetic_split, monkeypatch) -> Path:
+    (tb_home / "synthetic").mkdir(parents=True)
+    (tb_home / "synthetic" / "test").symlink_to(synthetic_split, target_is_directory=True)
+    for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_API_BASE"):
+        monkeypatch.delenv(var, raising=False)
+    return tb_home
+
+
+def _rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def _text_parts(body: dict) -> list[str]:
+    return [p["text"] for p in body["messages"][-1]["content"] if p["type"] == "text"]
+
+
+def test_openai_server_through_the_runner(home, tmp_path, synthetic_split):
+    from tempbench.annotations import load_annotations
+    from tempbench.prompts import render
+    from tempbench.video import VideoSettings, decode_video
+
+    records = {r["qid"]: r for r in load_annotations("synthetic", "test")}
+    out = tmp_path / "run"
+    with OpenAITestServer() as server:
+        server.fail_next(2, 503)  # transient errors: retried
+        result = run("openai:test-model", "synthetic", out_dir=out, batch_size=4, progress=False,
+                     video_settings={"fps": 1.0}, generation={"max_new_tokens": 32},
+                     model_options={"api_base": server.base_url, "backoff": 0.01, "concurrency": 4})
+    assert len(server.requests) == N_SYNTH and server.attempts == N_SYNTH + 2
+
+    # each request: every sampled frame of its video (timestamp text + image), then the rendered prompt
+    by_prompt: dict[str, list[dict]] = {}
+    for body in server.requests:
+        assert body["model"] == "test-model" and body["max_tokens"] == 32 and body["temperature"] == 0.0
+        by_prompt.setdefault(_text_parts(body)[-1], []).append(body)
+    rows = {r["qid"]: r for r in _rows(out / "predictions.jsonl")}
+    assert sorted(rows) == list(range(N_SYNTH))
+    vs = VideoSettings(fps=1.0)
+    for qid, rec in records.items():
+        clip = decode_video(synthetic_split / f"{rec['vid']}.mp4", vs)
+        want = [f"Frame at {t:.1f}s:" for t in clip.timestamps]
+        prompt = render("tempsamp-r1-plain", query=rec["query"], duration=rec["duration"])
+        bodies = [b for b in by_prompt[prompt] if _text_parts(b)[:-1] == want]
+        assert bodies, f"no request carried the frames of qid {qid}"
+        images = [p for p in bodies[0]["messages"][-1]["content"] if p["type"] == "image_url"]
+        assert len(images) == len(clip.timestamps) >= 4
+        assert all(p["image_url"]["url"].startswith("data:image/") for p in images)
+        assert rows[qid]["output"] == deterministic_reply(bodies[0])  # the server's answer, unchanged
+
+    info = json.loads((out / "run.json").read_text())
+    mi = info["model_info"]
+    assert info["backend"] == mi["backend"] == "openai" and mi["api_base"] == server.base_url
+    # known only after requests were answered: run.json records them
+    assert mi["revision"] == "served:test-model" and mi["system_fingerprints"] == ["fp-test"]
+    assert mi["stats"] == {"requests": N_SYNTH + 2, "retries": 2, "failures": 0}
+    assert info["video"]["fps"] == 1.0 and info["prompt"] == "tempsamp-r1-plain"
+    assert info["video_coverage"]["errors"] == 0
+
+    # "<answer> N to M </answer>" answers all parse; the result is scored against the synthetic ground truth
+    assert result["counts"]["ok"] == N_SYNTH and result["failure_rate"] == 0.0
+    assert result["n"] == N_SYNTH and set(result["metrics"]) == {"R1@0.3", "R1@0.5", "R1@0.7", "mIoU"}
+
+
+def test_server_down_is_a_clear_error(home, tmp_path):
+    with OpenAITestServer() as server:
+        url = server.base_url
+    with pytest.raises(TempbenchError, match="no answer after 2 attempts"):
+        run("openai:test-model", "synthetic", out_dir=tmp_path / "run", limit=1, progress=False,
+            model_options={"api_base": url, "max_retries": 1, "backoff": 0.01, "timeout": 5})
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert info["status"] == "failed" and info["model_info"]["stats"]["failures"] == 1
+    assert (tmp_path / "run" / "predictions.jsonl").read_text() == ""  # nothing half-done; a re-run resumes
+
+
+def test_cli_with_api_key(home, tmp_path, monkeypatch):
+    monkeypatch.setenv("MY_SERVER_KEY", "sekret")
+    out = tmp_path / "run"
+    with OpenAITestServer(api_key="sekret") as server:
+        res = CliRunner().invoke(main, ["run", "--model", "openai:test-model", "--api-base", server.base_url,
+                                        "--api-key-env", "MY_SERVER_KEY", "--task", "synthetic", "--out", str(out),
+                                        "--limit", "3", "--video", "fps=0.5", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert "n=3" in res.output and "3 ok" in res.output
+    assert len(server.requests) == 3
+    assert all(h.get("Authorization") == "Bearer sekret" for h in server.headers)
+    assert "sekret" not in (out / "run.json").read_text()  # the key is never recorded
+
+
+def test_cli_without_any_api_key(home, tmp_path):
+    assert "OPENAI_API_KEY" not in os.environ
+    with OpenAITestServer() as server:
+        res = CliRunner().invoke(main, ["run", "--model", "openai:test-model", "--api-base", server.base_url,
+                                        "--task", "synthetic", "--out", str(tmp_path / "run"), "--limit", "2",
+                                        "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert len(server.requests) == 2 and all("Authorization" not in h for h in server.headers)
