@@ -221,7 +221,7 @@ def main(argv=None):
     t0 = time.perf_counter()
     result = tb_run(str(model_dir), "synthetic", "test", out_dir=run_dir, batch_size=args.batch_size,
                     generation={"max_new_tokens": args.new_tokens, "min_new_tokens": args.new_tokens},
-                    progress=False, workers=min(12, os.cpu_count() or 2), score=True)
+                    progress=False, score=True)
     t_run_total = time.perf_counter() - t0
     tp = result["run"]["throughput"]
     mem_run = torch.cuda.max_memory_allocated() / 2**30 if cuda else None

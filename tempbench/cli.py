@@ -391,11 +391,13 @@ def _kv_options(pairs, what):
 @click.option("--api-base", default=None, help="OpenAI-compatible server URL, for openai:NAME models.")
 @click.option("--api-key-env", default=None,
               help="Env variable holding the API key (default: OPENAI_API_KEY if set; none for a local server).")
-@click.option("--workers", type=int, default=None, help="Video decoding threads (default: cores - 1, at most 8).")
+@click.option("--workers", type=int, default=None, help="Video decoding workers (default: cores - 1, at most 16).")
+@click.option("--prefetch", type=click.Choice(["process", "thread"]), default="process", show_default=True,
+              help="Decode and preprocess videos in worker processes or threads.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result record as JSON.")
 def run_cmd(model, task, split, videos, out_dir, limit, batch_size, shard, resume, setting, prompt, profile,
-            video_opts, gen_opts, api_base, api_key_env, workers, no_progress, as_json):
+            video_opts, gen_opts, api_base, api_key_env, workers, prefetch, no_progress, as_json):
     """Run a model over a task split: predictions, run.json, a scored result and a table.
 
     \b
@@ -417,7 +419,7 @@ def run_cmd(model, task, split, videos, out_dir, limit, batch_size, shard, resum
     result = run_model(model, task, split, videos=videos, out_dir=out_dir, limit=limit, batch_size=batch_size,
                        shard=shard, resume=resume, setting=setting, prompt=prompt, profile=profile,
                        video_settings=_kv_options(video_opts, "--video"),
-                       generation=_kv_options(gen_opts, "--gen"), workers=workers,
+                       generation=_kv_options(gen_opts, "--gen"), workers=workers, prefetch=prefetch,
                        progress=not no_progress and not as_json, model_options=model_options)
     if "metrics" not in result:
         _console().print(f"{result['status']}: {result.get('predictions', result.get('run_dir'))}")

@@ -118,6 +118,31 @@ def merge_shards(run_dir: Path, n: int, out: Path) -> int:
 # the run
 
 
+class VideoLoader:
+    """Find, decode and preprocess one query's video (picklable: it runs in prefetch worker processes, so the
+    CPU work neither waits for nor slows down, through the GIL, the thread that drives the accelerator)."""
+
+    def __init__(self, video_dir, settings, preprocess, use_video: bool):
+        self.video_dir, self.settings, self.preprocess, self.use_video = video_dir, settings, preprocess, use_video
+
+    def __call__(self, rec):
+        if not self.use_video:
+            return None
+        from .video import decode_video, find_video
+
+        try:  # one intra-op thread per worker: the workers already use every core
+            import torch
+
+            torch.set_num_threads(1)
+        except ImportError:
+            pass
+        path = find_video(self.video_dir, rec["vid"])
+        if path is None:
+            raise TempbenchError(f"video {rec['vid']} not found in {self.video_dir}")
+        clip = decode_video(path, self.settings)
+        return self.preprocess(clip) if self.preprocess is not None else clip
+
+
 def hardware() -> dict:
     info = {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count()}
     try:
@@ -160,6 +185,7 @@ def run(model: str, task: str, split: str | None = None, videos: str | Path | No
         shard: str | tuple[int, int] | None = None, resume: bool = True, setting: str | None = None,
         prompt: str | None = None, profile: str = "canonical", video_settings: dict | None = None,
         generation: dict | None = None, workers: int | None = None, progress: bool = True,
+        prefetch: str = "process",
         score: bool = True, model_options: dict | None = None) -> dict:
     """Run `model` over a task split and return the result record (or, on a non-zero rank, a status dict).
 
@@ -171,7 +197,7 @@ def run(model: str, task: str, split: str | None = None, videos: str | Path | No
     from .models.base import GenerationSettings, ModelInput, needs_video
     from .prompts import get_prompt, render
     from .tasks import check_split, get_task
-    from .video import Prefetcher, VideoSettings, decode_video, find_video
+    from .video import Prefetcher, VideoSettings
 
     spec = get_task(task)
     split = check_split(spec, split or spec.default_split)
@@ -242,19 +268,21 @@ def run(model: str, task: str, split: str | None = None, videos: str | Path | No
     }
     run_dir.mkdir(parents=True, exist_ok=True)
 
-    prepare = getattr(adapter, "prepare_video", None) if use_video else None
+    preprocess = getattr(adapter, "video_preprocessor", None) if use_video else None
+    if prefetch not in ("process", "thread"):
+        raise TempbenchError(f"prefetch {prefetch!r}: use 'process' or 'thread'")
+    if prefetch == "process" and preprocess is not None:
+        import pickle
 
-    def load(rec):
-        if not use_video:
-            return None
-        path = find_video(video_dir, rec["vid"])
-        if path is None:
-            raise TempbenchError(f"video {rec['vid']} not found in {video_dir}")
-        clip = decode_video(path, vs)
-        return prepare(clip) if prepare else clip
+        try:
+            pickle.dumps(preprocess)
+        except Exception:  # a custom in-memory processor: fall back to threads
+            prefetch = "thread"
+    load = VideoLoader(video_dir, vs, preprocess if use_video else None, use_video)
 
     writer = PredictionWriter(pred_path)
-    n_workers = workers or max(1, min(8, (os.cpu_count() or 2) - 1))
+    n_workers = workers or max(1, min(16, (os.cpu_count() or 2) - 1))
+    run_json["prefetch"] = {"kind": prefetch, "workers": n_workers}
     counts = {"queries": len(todo), "errors": 0, "video_missing": 0, "video_undecodable": 0}
     t_start = time.perf_counter()
     model_seconds = 0.0
@@ -292,7 +320,8 @@ def run(model: str, task: str, split: str | None = None, videos: str | Path | No
                     bar.update(task_id, advance=len(batch), rate=f"{done_now / elapsed:.2f}")
                     batch.clear()
 
-                with Prefetcher(todo, fn=load, workers=n_workers, ahead=max(2 * batch_size, 4)) as pre:
+                kind = prefetch if use_video else "thread"
+                with Prefetcher(todo, fn=load, workers=n_workers, ahead=max(2 * batch_size, 4), kind=kind) as pre:
                     for item in pre:
                         rec = item.item
                         if not item.ok:

@@ -458,8 +458,13 @@ class Prefetcher:
 
     def __iter__(self) -> Iterator[Prefetched]:
         if self._pool is None:
-            pool_cls = cf.ThreadPoolExecutor if self.kind == "thread" else cf.ProcessPoolExecutor
-            self._pool = pool_cls(max_workers=self.workers)
+            if self.kind == "thread":
+                self._pool = cf.ThreadPoolExecutor(max_workers=self.workers)
+            else:  # spawn: safe after CUDA/OpenMP initialised the parent, unlike fork
+                import multiprocessing
+
+                self._pool = cf.ProcessPoolExecutor(max_workers=self.workers,
+                                                    mp_context=multiprocessing.get_context("spawn"))
         try:
             self._fill()
             while self._pending:

@@ -129,7 +129,8 @@ def test_end_to_end_run_folder_and_table(home, tmp_path, monkeypatch):
     monkeypatch.setattr(video, "decode_video", counting_decode)
     out = tmp_path / "run"
     res = CliRunner().invoke(main, ["run", "--model", "tiny-synthetic", "--task", "synthetic", "--out", str(out),
-                                    "--gen", "max_new_tokens=16", "--no-progress", "--batch-size", "4"])
+                                    "--gen", "max_new_tokens=16", "--no-progress", "--batch-size", "4",
+                                    "--prefetch", "thread"])  # threads: the decode spy sees every call
     assert res.exit_code == 0, res.output
     # the table and the counts line
     for text in ("R1@0.3", "R1@0.5", "R1@0.7", "mIoU", "95% CI", f"{N_SYNTH} predictions", "run folder"):

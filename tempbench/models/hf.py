@@ -22,6 +22,7 @@ scores.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -124,10 +125,7 @@ def _default_video_processor(settings: Any, path: Path, vision_config: Any) -> C
         image_std=std,
     )
 
-    def proc(clip):
-        return process_video(clip, settings, **kw)
-
-    return proc
+    return functools.partial(process_video, settings=settings, **kw)  # picklable: runs in prefetch processes
 
 
 def _zoo_info(adapter) -> dict:
@@ -238,6 +236,8 @@ class HFQwenVL:
         self._video_processor = video_processor or _default_video_processor(
             video_settings, path or Path("/nonexistent"), getattr(config, "vision_config", None)
         )
+        #: clip -> model video inputs; picklable when it is the default, so the runner can run it in worker processes
+        self.video_preprocessor = self._video_processor
         self.model_type = config.model_type
         self.model = model
         param = next(model.parameters())

@@ -115,8 +115,21 @@ class Trainer:
             plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = int(opt["batch_size"])
             kwargs["deepspeed_plugin"] = plugin
         self.bf16 = bool(mo["bf16"]) and use_cuda
+        if not use_cuda and not ds_path:
+            # without cpu=True accelerate does not set up gloo under torchrun on a CPU-only machine: every process
+            # would silently train its own copy of the model
+            kwargs["cpu"] = True
+        elif not use_cuda:  # DeepSpeed on CPU (tests): accelerate needs the backend named
+            from accelerate.utils import InitProcessGroupKwargs
+
+            kwargs["kwargs_handlers"] = [InitProcessGroupKwargs(backend="gloo")]
         self.accelerator = accelerator or Accelerator(mixed_precision="bf16" if self.bf16 else "no", **kwargs)
         acc = self.accelerator
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world > 1 and acc.num_processes != world:
+            raise TempbenchError(f"launched as {world} processes (WORLD_SIZE) but accelerate set up "
+                                 f"{acc.num_processes} ({acc.distributed_type})",
+                                 hint="launch with torchrun or accelerate launch on a machine with the GPUs")
         self.zero3 = bool(ds_path) and acc.state.deepspeed_plugin is not None and \
             acc.state.deepspeed_plugin.zero_stage == 3
         # Weights: bf16 when DeepSpeed keeps fp32 masters or LoRA trains fp32 adapters; else fp32 (+ bf16 autocast).
@@ -156,7 +169,7 @@ class Trainer:
             lcfg = LoraConfig(r=int(mo["lora_r"]), lora_alpha=int(mo["lora_alpha"]), lora_dropout=float(mo["lora_dropout"]),
                               target_modules=rf"^(?!.*visual).*\.({targets})$", task_type="CAUSAL_LM")
             model = get_peft_model(model, lcfg)
-        elif beta > 0 and self.method != "sft":
+        elif beta > 0 and self.method != "sft" and not self.zero3:  # ZeRO-3: see _zero3_reference
             import copy
 
             self.ref_model = copy.deepcopy(model).eval()
@@ -172,7 +185,12 @@ class Trainer:
         self.ref_policy = VideoPolicy(self.ref_model) if self.ref_model is not None else None
         params = [p for p in self.policy.parameters() if p.requires_grad]
         self.optimizer = self._make_optimizer(params)
+        if acc.state.deepspeed_plugin is not None:
+            _fill_deepspeed_config(acc.state.deepspeed_plugin.deepspeed_config, self.adapter.model.config)
         self.policy, self.optimizer = acc.prepare(self.policy, self.optimizer)
+        if self.zero3 and beta > 0 and self.method != "sft" and not mo["lora"]:
+            self.ref_model = self._zero3_reference()
+            self.ref_policy = VideoPolicy(self.ref_model)
         self.scheduler = None
         adv = cfg["advantage"]
         self.adv_settings = AdvantageSettings(
@@ -191,6 +209,30 @@ class Trainer:
         self.micro_step = 0
 
     # -- setup helpers ---------------------------------------------------------------------------------------
+    def _zero3_reference(self):
+        """The frozen reference model under ZeRO-3. The policy was loaded under `zero.Init` (its weights are
+        partitioned at load time), so a deepcopy would hold empty shards without the hooks that gather them. The
+        reference is loaded again and wrapped in a DeepSpeed engine without optimizer (ZeRO-3 partitioned as well,
+        parameters gathered layer by layer in its forward)."""
+        import copy
+
+        import deepspeed
+
+        from tempbench.models.hf import HFQwenVL
+
+        mo = self.cfg["model_opts"]
+        ref = HFQwenVL(self.cfg["model"], device=str(self.accelerator.device), dtype=self.weights_dtype,
+                       attn_implementation=mo["attn_implementation"], video_settings=self.video_settings).model
+        ref.eval().requires_grad_(False)
+        ds = copy.deepcopy(self.accelerator.state.deepspeed_plugin.deepspeed_config)
+        for key in ("optimizer", "scheduler"):
+            ds.pop(key, None)
+        ds.get("zero_optimization", {}).pop("offload_optimizer", None)
+        engine, *_ = deepspeed.initialize(model=ref, config=ds)
+        engine.eval()
+        self._ref_engine = engine
+        return engine.module
+
     def _make_optimizer(self, params):
         opt = self.cfg["optim"]
         kw = dict(lr=float(opt["lr"]), weight_decay=float(opt["weight_decay"]), betas=tuple(opt["betas"]),
@@ -513,6 +555,29 @@ class _Progress:
     def __exit__(self, *exc):
         if self._p is not None:
             self._p.__exit__(*exc)
+
+
+def _fill_deepspeed_config(ds: dict, model_config) -> None:
+    """Resolve the DeepSpeed keys accelerate cannot fill for our wrapper module, in place.
+
+    - accelerate derives the `"auto"` bucket sizes from `model.config.hidden_size`, but the prepared module is a
+      `VideoPolicy` (no `.config`), and Qwen2.5-VL keeps `hidden_size` in `text_config`: the values accelerate
+      would use (hidden², 0.9·hidden², 10·hidden) are filled here from the language model's hidden size;
+    - ZeRO-Offload of the optimizer refuses a client torch optimizer unless `zero_force_ds_cpu_optimizer` is false
+      (DeepSpeed's own CPU Adam needs a compiled extension): the trainer's AdamW then runs on the CPU partitions.
+    """
+    text = getattr(model_config, "text_config", None) or model_config
+    hidden = int(getattr(text, "hidden_size", 0) or getattr(model_config, "hidden_size", 0) or 0)
+    zero = ds.setdefault("zero_optimization", {})
+    if hidden:
+        for key, value in (("reduce_bucket_size", hidden * hidden),
+                           ("stage3_prefetch_bucket_size", int(0.9 * hidden * hidden)),
+                           ("stage3_param_persistence_threshold", 10 * hidden)):
+            if zero.get(key) == "auto":
+                zero[key] = value
+    offload = (zero.get("offload_optimizer") or {}).get("device", "none")
+    if offload in ("cpu", "nvme") and "optimizer" not in ds:
+        ds.setdefault("zero_force_ds_cpu_optimizer", False)
 
 
 def _seed_everything(seed: int) -> None:
