@@ -12,7 +12,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 demo: setup
-	$(VENV)/bin/tempbench tasks
+	$(VENV)/bin/tempbench run --model tiny-synthetic --task synthetic --batch-size 4
 
 test: setup
 	$(PY) -m pytest -q

@@ -351,6 +351,36 @@ def compare(a, b, task, split, profile, resamples, seed, as_json):
                      f"B {result['failure_rate']['b']:.2f}%")
 
 
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--from", "source", required=True,
+              type=click.Choice(["lmms-eval", "xiaomi-time-r1", "timezero", "videochat-r1", "timelens", "tempsamp-r1"]),
+              help="The tool that wrote FILE.")
+@click.option("--task", default=None, help="Resolve qids against this task's annotations (needed for xiaomi-time-r1).")
+@click.option("--split", default=None, help="Split of --task.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write tempbench predictions JSONL here (atomically) instead of stdout.")
+def convert(file, source, task, split, output):
+    """Turn another evaluator's output file into tempbench predictions, so old outputs can be re-scored.
+
+    \b
+    Examples:
+      tempbench convert --from lmms-eval samples_charades_sta.jsonl --task charades -o preds.jsonl
+      tempbench score preds.jsonl --task charades --profile all
+    """
+    from .annotations import atomic_write_text, load_annotations
+    from .convert import convert_file
+
+    annotations = load_annotations(task, split) if task else None
+    rows = convert_file(file, source, annotations=annotations)
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    if output:
+        atomic_write_text(output, text)
+        _console(stderr=True).print(f"{len(rows):,} predictions -> {output}")
+    else:
+        sys.stdout.write(text)
+
+
 # ------------------------------------------------------------------------------------------------------------------
 # running models
 

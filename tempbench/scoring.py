@@ -138,15 +138,17 @@ def read_predictions(path: Path) -> list[dict]:
 
 def match_predictions(rows: list[dict], records: list[dict], path: Path, strict: bool = False):
     """qid -> row. Unknown or duplicate qids are errors naming the lines; missing ones are returned."""
+    from .convert import normalize_query
+
     by_qid = {r["qid"]: r for r in records}
     by_text = {}
     for r in records:
-        by_text.setdefault((r["vid"], r["query"].strip()), r["qid"])
+        by_text.setdefault((r["vid"], normalize_query(r["query"])), r["qid"])
     matched: dict[int, dict] = {}
     for row in rows:
         qid = row["qid"]
         if qid is None or qid not in by_qid:
-            key = (row.get("vid"), (row.get("query") or "").strip())
+            key = (row.get("vid"), normalize_query(row.get("query") or ""))
             alt = by_text.get(key)
             if alt is None:
                 raise _bad(path, row["_line"], "qid", f"qid {qid!r} is not a query of this split"
@@ -332,6 +334,13 @@ def _score_highlights(records, matched, profile, counts, warn, want_details=True
     sal_len_mismatch = 0
     for rec in records:
         n_clips = int(rec["duration"] / 2)
+        bad_clips = [c for c in (rec.get("saliency") or {}).get("clip_ids", []) if not 0 <= c < max(n_clips, 1)]
+        if not rec["windows"] or bad_clips:
+            raise TempbenchError(f"ground truth of qid {rec['qid']} ({rec['vid']}): "
+                                 + ("no relevant window" if not rec["windows"] else
+                                    f"clip ids {bad_clips[:3]} outside the video's {n_clips} clips"),
+                                 "the QVHighlights metrics need a window and in-range clips for every query; "
+                                 "re-import the official file")
         gt_windows.append(np.asarray(rec["windows"], dtype=float).reshape(-1, 2))
         durations.append(rec["duration"])
         sal = rec.get("saliency") or {"clip_ids": [], "scores": []}
