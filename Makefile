@@ -6,9 +6,10 @@ PIP_FLAGS ?= -q
 .PHONY: setup demo test lint
 setup: $(VENV)/.installed
 
+# PIP_CONSTRAINT also reaches the isolated build environments (deepspeed builds from source and imports torch).
 $(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
-	$(PY) -m pip install $(PIP_FLAGS) -c constraints.txt -e ".[all,dev]"
+	PIP_CONSTRAINT=$(CURDIR)/constraints.txt DS_BUILD_OPS=0 $(PY) -m pip install $(PIP_FLAGS) -c constraints.txt -e ".[all,dev]"
 	touch $@
 
 demo: setup
