@@ -551,8 +551,28 @@ def write_details(path: Path, rows: list[dict]) -> None:
 
 
 def read_details(path: Path) -> list[dict]:
-    with gzip.open(path, "rt", encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh]
+    """Rows of a ``details.jsonl.gz`` file (one JSON object per query), with errors naming file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise TempbenchError(f"{path}: no such file", "a reproduced entry needs its per-query details next to it")
+    rows = []
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise TempbenchError(f"{path}, line {lineno}: not valid JSON ({exc.msg})",
+                                         "the details file is written by `tempbench score`; score again") from None
+                if not isinstance(row, dict) or "qid" not in row or not isinstance(row.get("scores"), dict):
+                    raise TempbenchError(f"{path}, line {lineno}: field 'qid' or 'scores' missing",
+                                         "each row must be {'qid', 'vid', 'status', ..., 'scores': {metric: value}}")
+                rows.append(row)
+    except (OSError, EOFError) as exc:
+        raise TempbenchError(f"{path}: not a readable gzip file ({exc})", "expected details.jsonl.gz from `tempbench score`") from None
+    return rows
 
 
 def public_record(record: dict) -> dict:

@@ -7,7 +7,6 @@ Both follow ``tempbench/schemas/submission.json`` (schema id ``tempbench.submiss
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import math
@@ -17,6 +16,7 @@ from functools import cache
 from pathlib import Path
 
 from .errors import TempbenchError
+from .scoring import read_details
 
 SCHEMA_ID = "tempbench.submission/1"
 RESULT_SCHEMA_ID = "tempbench.result/1"
@@ -147,31 +147,6 @@ def read_json(path: Path, what: str) -> dict:
     if not isinstance(data, dict):
         raise TempbenchError(f"{path}: the top level is not a JSON object", f"expected a {what}")
     return data
-
-
-def read_details(path: Path) -> list[dict]:
-    """Rows of a ``details.jsonl.gz`` file (one JSON object per query), with errors naming file and line."""
-    path = Path(path)
-    if not path.is_file():
-        raise TempbenchError(f"{path}: no such file", "a reproduced entry needs its per-query details next to it")
-    rows = []
-    try:
-        with gzip.open(path, "rt", encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise TempbenchError(f"{path}, line {lineno}: not valid JSON ({exc.msg})",
-                                         "the details file is written by `tempbench score`; score again") from None
-                if not isinstance(row, dict) or "qid" not in row or not isinstance(row.get("scores"), dict):
-                    raise TempbenchError(f"{path}, line {lineno}: field 'qid' or 'scores' missing",
-                                         "each row must be {'qid', 'vid', 'status', ..., 'scores': {metric: value}}")
-                rows.append(row)
-    except (OSError, EOFError) as exc:
-        raise TempbenchError(f"{path}: not a readable gzip file ({exc})", "expected details.jsonl.gz from `tempbench score`") from None
-    return rows
 
 
 def _check_details_consistent(rows: list[dict], result: dict, path: Path, *, require: tuple[str, ...] = ()) -> None:
