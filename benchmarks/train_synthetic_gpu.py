@@ -57,42 +57,25 @@ SMALL_MODEL = {  # 4.40 M parameters
 
 
 def build_model(out_dir: Path, seed: int, small_cpu: bool) -> Path:
-    """The tiny model folder (tokenizer, chat template, processor config) with a bigger network re-drawn under
+    """The tiny model folder (tokenizer, chat template, processor config) with the SMALL_MODEL network drawn under
     `torch.manual_seed(seed)` (CPU, float32). `small_cpu` keeps the tiny network (CPU smoke test)."""
-    import torch
-    from tokenizers import Tokenizer
-    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+    from tempbench.models.tiny import build_tiny_qwen2_5_vl
 
-    from tempbench.models.tiny import SPECIAL_TOKENS, build_tiny_qwen2_5_vl, tiny_config_dict
+    build_tiny_qwen2_5_vl(out_dir, seed=seed, sizes=None if small_cpu else SMALL_MODEL)
+    if not small_cpu:
+        from safetensors import safe_open
 
-    build_tiny_qwen2_5_vl(out_dir, seed=seed)
-    if small_cpu:
-        return out_dir
-    tok = Tokenizer.from_file(str(out_dir / "tokenizer.json"))
-    cfg = tiny_config_dict({t: tok.token_to_id(t) for t in SPECIAL_TOKENS}, tok.get_vocab_size())
-    t, v = cfg["text_config"], cfg["vision_config"]
-    spec = SMALL_MODEL
-    t.update({k: val for k, val in spec["text"].items() if k != "mrope_section"})
-    t["rope_parameters"] = {**t["rope_parameters"], "mrope_section": spec["text"]["mrope_section"]}
-    v.update(spec["vision"])
-    config = Qwen2_5_VLConfig(**cfg)
-    config.dtype = "float32"
-    state = torch.random.get_rng_state()
-    try:
-        torch.manual_seed(seed)
-        with torch.device("cpu"):
-            model = Qwen2_5_VLForConditionalGeneration(config).to(torch.float32)
-    finally:
-        torch.random.set_rng_state(state)
-    gen = model.generation_config
-    gen.bos_token_id, gen.pad_token_id = t["bos_token_id"], t["pad_token_id"]
-    gen.eos_token_id = [t["eos_token_id"], t["pad_token_id"]]
-    model.save_pretrained(out_dir)
-    (out_dir / "TEMPBENCH_TINY.json").write_text(json.dumps(
-        {"builder": "benchmarks/train_synthetic_gpu.py build_model", "seed": seed, "spec": spec}) + "\n")
-    n = sum(p.numel() for p in model.parameters())
-    log(f"model: {n / 1e6:.2f} M parameters -> {out_dir}")
+        with safe_open(str(out_dir / "model.safetensors"), "pt") as f:
+            n = sum(_prod(f.get_slice(k).get_shape()) for k in f.keys())
+        log(f"model: {n / 1e6:.2f} M parameters -> {out_dir}")
     return out_dir
+
+
+def _prod(shape) -> int:
+    out = 1
+    for d in shape:
+        out *= int(d)
+    return out
 
 
 # ------------------------------------------------------------------------------------------------------- data

@@ -204,10 +204,13 @@ def tiny_config_dict(token_ids: dict[str, int], vocab_size: int) -> dict:
     }
 
 
-def build_tiny_qwen2_5_vl(out_dir: str | os.PathLike, seed: int = 0, vocab_size: int = 1024) -> Path:
+def build_tiny_qwen2_5_vl(out_dir: str | os.PathLike, seed: int = 0, vocab_size: int = 1024,
+                          sizes: dict | None = None) -> Path:
     """Write a tiny float32 Qwen2.5-VL model folder to `out_dir` (created) and return its path.
 
-    Deterministic in `seed`: weights are initialised under `torch.manual_seed(seed)` on CPU.
+    Deterministic in `seed`: weights are initialised under `torch.manual_seed(seed)` on CPU. `sizes`
+    (`{"text": {...}, "vision": {...}}`, text may hold `mrope_section`) overrides the network's sizes, e.g. for the
+    small model of benchmarks/train_synthetic_gpu.py; tokenizer and chat format stay the same.
     """
     import torch
     from transformers import (
@@ -237,6 +240,13 @@ def build_tiny_qwen2_5_vl(out_dir: str | os.PathLike, seed: int = 0, vocab_size:
     hf_tok.save_pretrained(out)
 
     cfg = tiny_config_dict(ids, tok.get_vocab_size())
+    if sizes:
+        text = dict(sizes.get("text", {}))
+        if "mrope_section" in text:
+            cfg["text_config"]["rope_parameters"] = {**cfg["text_config"]["rope_parameters"],
+                                                     "mrope_section": text.pop("mrope_section")}
+        cfg["text_config"].update(text)
+        cfg["vision_config"].update(sizes.get("vision", {}))
     config = Qwen2_5_VLConfig(**cfg)
     config.dtype = "float32"
     state = torch.random.get_rng_state()
@@ -272,7 +282,8 @@ def build_tiny_qwen2_5_vl(out_dir: str | os.PathLike, seed: int = 0, vocab_size:
         + "\n"
     )
     (out / "TEMPBENCH_TINY.json").write_text(
-        json.dumps({"builder": "tempbench.models.tiny.build_tiny_qwen2_5_vl", "seed": seed, "vocab_size": vocab_size})
+        json.dumps({"builder": "tempbench.models.tiny.build_tiny_qwen2_5_vl", "seed": seed, "vocab_size": vocab_size,
+                    **({"sizes": sizes} if sizes else {})})
         + "\n"
     )
     return out
