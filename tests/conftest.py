@@ -73,3 +73,15 @@ def tiny_model(tmp_path_factory) -> Path:
     from tempbench.models.tiny import tiny_model_dir
 
     return tiny_model_dir(0, cache_dir=tmp_path_factory.mktemp("tiny-models"))
+
+
+@pytest.fixture(scope="session")
+def synthetic_split(tmp_path_factory) -> Path:
+    """The synthetic test split (16 real mp4 files + annotations.jsonl), generated once per test session
+    (read-only for tests: link it into a test's own TEMPBENCH_HOME)."""
+    pytest.importorskip("av")
+    from tempbench.tasks import synthetic
+
+    out = tmp_path_factory.mktemp("synthetic") / "test"
+    synthetic.generate(out, "test")
+    return out

@@ -33,17 +33,6 @@ TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER
 # caches shared by the tests: generated once, linked into each test's own TEMPBENCH_HOME
 
 
-@pytest.fixture(scope="module")
-def synthetic_split(tmp_path_factory) -> Path:
-    """The synthetic test split (16 real mp4 files + annotations.jsonl), generated once for this module."""
-    pytest.importorskip("av")
-    from tempbench.tasks import synthetic
-
-    out = tmp_path_factory.mktemp("synthetic") / "test"
-    synthetic.generate(out, "test")
-    return out
-
-
 def link_cache(home: Path, synthetic_split: Path, tiny_model: Path | None = None) -> Path:
     """Make `home` a tempbench cache holding the synthetic test split (and the tiny model) without rebuilding."""
     (home / "synthetic").mkdir(parents=True, exist_ok=True)

@@ -20,15 +20,6 @@ from tempbench.runner import run
 N_SYNTH = 16
 
 
-@pytest.fixture(scope="module")
-def synthetic_split(tmp_path_factory) -> Path:
-    pytest.importorskip("av")
-    from tempbench.tasks import synthetic
-
-    out = tmp_path_factory.mktemp("synthetic") / "test"
-    synthetic.generate(out, "test")
-    return out
-
 
 @pytest.fixture
 def home(tb_home, synthetic_split, monkeypatch) -> Path:
