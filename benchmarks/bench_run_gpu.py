@@ -34,7 +34,7 @@ def build_random_7b(out_dir: Path) -> Path:
     import torch
     from transformers import Qwen2_5_VLForConditionalGeneration
 
-    from tempbench.models.tiny import qwen2_5_vl_7b_config, tiny_model_dir
+    from tempbench.models.qwen.tiny import qwen2_5_vl_7b_config, tiny_model_dir
 
     tiny = tiny_model_dir(cache_dir=out_dir.parent / "tiny")
     tiny_cfg = json.loads((tiny / "config.json").read_text())
@@ -96,7 +96,7 @@ def main(argv=None):
     import torch
 
     from tempbench.models.base import GenerationSettings, ModelInput
-    from tempbench.models.hf import HFQwenVL
+    from tempbench.models.qwen.adapter import HFQwenVL
     from tempbench.prompts import render
     from tempbench.runner import run as tb_run
     from tempbench.video import VideoSettings, decode_video
@@ -111,7 +111,7 @@ def main(argv=None):
         make_videos(videos, args.videos, workers=max(1, (os.cpu_count() or 2) - 1))
     t_videos = time.perf_counter() - t0
     if args.tiny:
-        from tempbench.models.tiny import tiny_model_dir
+        from tempbench.models.qwen.tiny import tiny_model_dir
 
         model_dir = tiny_model_dir(cache_dir=work / "tiny")
     else:
@@ -140,7 +140,7 @@ def main(argv=None):
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     sync()
 
-    from tempbench.models.vision_attention import (
+    from tempbench.models.qwen.vision_attention import (
         install_grouped_vision_attention,
         uninstall_grouped_vision_attention,
     )
@@ -173,7 +173,7 @@ def main(argv=None):
     print(f"per-sample loop: stock vision attention {t_loop_stock:.1f}s, grouped {t_loop:.1f}s", flush=True)
 
     # where the time of one batch goes: vision tower alone, prefill (1 new token), full generation
-    from tempbench.qwen_video import resize_clip
+    from tempbench.models.qwen.processor import resize_clip
 
     def stage_times(bs, stages=("vision", "prefill", "generate")):  # noqa: B023
         items = []

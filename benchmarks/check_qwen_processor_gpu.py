@@ -4,7 +4,7 @@ Run on a machine with torchvision and transformers (e.g. the GPU machines; PyAV 
 
     PYTHONPATH=. python benchmarks/check_qwen_processor_gpu.py [--out results.json]
 
-For each case (frame size, frame count, content) it compares ``tempbench.qwen_video.process_video`` with
+For each case (frame size, frame count, content) it compares ``tempbench.models.qwen.processor.process_video`` with
   A. transformers' ``Qwen2VLVideoProcessor`` given the same per-frame pixel bounds (CPU, uint8 frames), and
   B. the qwen-vl-utils path: torchvision resize of the uint8 video to the size ``fetch_video`` computes (its
      formula is restated below), ``.float()``, then the stock processor (which then only normalises + patchifies),
@@ -69,7 +69,8 @@ def main() -> int:
     from torchvision.transforms import functional as tv1
     from transformers.models.qwen2_vl import video_processing_qwen2_vl as vpq
 
-    from tempbench import qwen_video as qv
+    from tempbench import video
+    from tempbench.models.qwen import processor as qv
     from tempbench.video import Clip, VideoSettings
 
     env = {"torch": torch.__version__, "torchvision": torchvision.__version__,
@@ -139,7 +140,7 @@ def main() -> int:
         for n in {2, 4, 16, 31, 32, 100, 255, 256, 767, 768, total // 2, total}:
             if 2 <= n <= total:
                 ref = torch.linspace(0, total - 1, n).round().long().numpy()
-                if not np.array_equal(ref, qv.sample_frame_indices(total, n)):
+                if not np.array_equal(ref, video.sample_frame_indices(total, n)):
                     bad.append([total, n])
     print(json.dumps({"linspace_index_mismatches": len(bad), "examples": bad[:5]}))
     ok &= not bad

@@ -106,7 +106,7 @@ def prepare(args) -> dict:
     t_videos = time.perf_counter() - t0
     if not (p["model"] / "config.json").exists():
         if args.small:
-            from tempbench.models.tiny import build_tiny_qwen2_5_vl
+            from tempbench.models.qwen.tiny import build_tiny_qwen2_5_vl
 
             build_tiny_qwen2_5_vl(p["model"], seed=0)
         else:

@@ -3,7 +3,7 @@
 Step = rollout (G-1 sampled completions of a fixed length, video encoded once) + GT row + reference log-probs
 (beta > 0) + policy forward/backward (vision tower included) + optimizer step. Video: a Charades-length clip
 (default 30 s, 480x360 source) sampled at 2 fps under the paper's pixel budget (3584*28*28 per video), i.e. the
-exact grid `tempbench.qwen_video` gives (60 frames -> grid 30x18x24 -> 3240 LLM tokens). Random weights rarely
+exact grid `tempbench.models.qwen.processor` gives (60 frames -> grid 30x18x24 -> 3240 LLM tokens). Random weights rarely
 emit EOS, so every completion has exactly --new-tokens tokens (min_new_tokens = max_new_tokens).
 
 Modes: `lora` (bf16 base frozen, fp32 LoRA r=64 on the LLM's linear layers, reference = adapters off), `full`
@@ -31,7 +31,7 @@ def build(args):
     import torch
     from transformers import Qwen2_5_VLForConditionalGeneration
 
-    from tempbench.models.tiny import qwen2_5_vl_7b_config
+    from tempbench.models.qwen.tiny import qwen2_5_vl_7b_config
 
     cfg = qwen2_5_vl_7b_config()
     cfg._attn_implementation = args.attn
@@ -48,7 +48,8 @@ def build(args):
 def video_inputs(args):
     import torch
 
-    from tempbench.qwen_video import smart_nframes, target_size
+    from tempbench.models.qwen.processor import target_size
+    from tempbench.video import smart_nframes
     from tempbench.train.rollout import VideoInputs
     from tempbench.video import VideoSettings
 

@@ -59,7 +59,7 @@ SMALL_MODEL = {  # 4.40 M parameters
 def build_model(out_dir: Path, seed: int, small_cpu: bool) -> Path:
     """The tiny model folder (tokenizer, chat template, processor config) with the SMALL_MODEL network drawn under
     `torch.manual_seed(seed)` (CPU, float32). `small_cpu` keeps the tiny network (CPU smoke test)."""
-    from tempbench.models.tiny import build_tiny_qwen2_5_vl
+    from tempbench.models.qwen.tiny import build_tiny_qwen2_5_vl
 
     build_tiny_qwen2_5_vl(out_dir, seed=seed, sizes=None if small_cpu else SMALL_MODEL)
     if not small_cpu:

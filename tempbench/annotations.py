@@ -14,45 +14,19 @@ import hashlib
 import json
 import os
 import tempfile
-from collections import Counter
 from pathlib import Path
 
 from . import __version__
 from .errors import TempbenchError
-from .tasks import TaskSpec, check_split, get_task
+from .io import atomic_write_text, read_json, read_jsonl, sha256_file
+from .quirks import find_quirks
+from .tasks import AnnotatedSplit, TaskSpec, check_split, custom_task, get_task
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 
 
 def home() -> Path:
     return Path(os.environ.get("TEMPBENCH_HOME") or Path.home() / ".cache" / "tempbench").expanduser()
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def records_to_jsonl(records: list[dict]) -> str:
@@ -72,16 +46,17 @@ def read_manifest(task: TaskSpec) -> dict:
     if not path.exists():
         return {}
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError:
+        return read_json(path, "the cache's manifest")
+    except TempbenchError:
         raise TempbenchError(f"{path} is corrupt", f"re-run `tempbench data import {task.name} --from DIR`") from None
 
 
 def annotation_validator():
     import jsonschema
 
-    schema = json.loads((SCHEMA_DIR / "annotation.json").read_text(encoding="utf-8"))
-    return jsonschema.Draft202012Validator(schema)
+    from .results import load_schema
+
+    return jsonschema.Draft202012Validator(load_schema("annotation"))
 
 
 def validate_records(records: list[dict], source: str) -> None:
@@ -305,18 +280,41 @@ def load_annotations(task_name: str, split: str | None = None) -> list[dict]:
     return records
 
 
-def annotation_info(task_name: str, split: str | None = None) -> dict:
-    """Provenance of a split: annotation file name and sha256 (of the official primary file), record count."""
+def load_split(task_name: str, split: str | None = None) -> AnnotatedSplit:
+    """A split's records with the provenance a result names: the official primary file and its sha256 (as
+    imported; `verified` says whether it is the one the task card pins)."""
     task, split, path = annotation_path(task_name, split)
+    records = load_annotations(task.name, split)
     if task.builtin:
-        return {"annotation_file": f"synthetic/{split}/annotations.jsonl",
-                "annotation_sha256": sha256_file(path), "hash_verified": True}
+        return AnnotatedSplit(task, split, records, f"synthetic/{split}/annotations.jsonl", sha256_file(path), True)
     entry = read_manifest(task).get(split)
     if not entry:
         raise TempbenchError(f"{task_dir(task) / 'manifest.json'} has no entry for {split}",
                              f"re-run `tempbench data import {task.name} --from DIR`")
-    return {"annotation_file": entry["primary"], "annotation_sha256": entry["annotation_sha256"],
-            "hash_verified": entry.get("hash_verified", True), "files": entry["files"]}
+    return AnnotatedSplit(task, split, records, entry["primary"], entry["annotation_sha256"],
+                          bool(entry.get("hash_verified", True)))
+
+
+def load_annotation_file(path: str | Path, kind: str | None = None) -> AnnotatedSplit:
+    """A user's own unified annotation records (JSONL, `tempbench/schemas/annotation.json`) as a custom task; the
+    file's sha256 is its identity. `kind` is inferred (saliency -> highlights) unless given."""
+    path = Path(path)
+    expected = "unified annotation records, one JSON object per line (`tempbench data export` writes them)"
+    records = [row for _, row in read_jsonl(path, expected)]
+    if not records:
+        raise TempbenchError(f"{path}: no annotation records", f"expected {expected}")
+    validate_records(records, str(path))
+    return records_split(records, str(path), sha256_file(path), kind)
+
+
+def records_split(records: list[dict], source: str, sha256: str | None = None, kind: str | None = None
+                  ) -> AnnotatedSplit:
+    """Records given in memory (already validated, or validated here) as a custom task split."""
+    if sha256 is None:
+        validate_records(records, source)
+        sha256 = hashlib.sha256(records_to_jsonl(records).encode("utf-8")).hexdigest()
+    task = custom_task(records, source, kind)
+    return AnnotatedSplit(task, task.default_split, records, source, sha256, True)
 
 
 def is_present(task: TaskSpec, split: str) -> bool:
@@ -327,64 +325,19 @@ def is_present(task: TaskSpec, split: str) -> bool:
 # quirks
 
 
-FLOAT_NOISE = 1e-9  # ActivityNet writes e.g. 55.150000000000006 for a moment that ends at the 55.15 s duration
-
-
-def find_quirks(records: list[dict]) -> dict:
-    """Ground-truth quirks, counted and never fixed: moments ending after the duration (beyond float noise of
-    FLOAT_NOISE), starting after it, reversed, zero-length, negative starts, duplicate (vid, query, window) rows,
-    duplicate (vid, query) pairs, empty queries, queries without a window."""
-    counts = Counter()
-    examples: dict[str, list] = {}
-
-    def add(kind, record, window=None):
-        counts[kind] += 1
-        ex = examples.setdefault(kind, [])
-        if len(ex) < 3:
-            ex.append({"qid": record["qid"], "vid": record["vid"], "window": window, "duration": record["duration"]})
-
-    seen_rows, seen_pairs = set(), set()
-    for r in records:
-        if not r["windows"]:
-            add("no_window", r)
-        if not r["query"].strip():
-            add("empty_query", r)
-        for s, e in r["windows"]:
-            if e > r["duration"] + FLOAT_NOISE:
-                add("ends_after_duration", r, [s, e])
-            if s >= r["duration"]:
-                add("starts_after_duration", r, [s, e])
-            if e < s:
-                add("reversed", r, [s, e])
-            elif e == s:
-                add("zero_length", r, [s, e])
-            if s < 0:
-                add("negative_start", r, [s, e])
-        key = (r["vid"], r["query"])
-        row = key + (json.dumps(r["windows"]),)
-        if row in seen_rows:
-            add("duplicate_rows", r)
-        elif key in seen_pairs:
-            add("duplicate_queries", r)
-        seen_rows.add(row)
-        seen_pairs.add(key)
-    kinds = ["ends_after_duration", "starts_after_duration", "reversed", "zero_length", "negative_start",
-             "duplicate_rows", "duplicate_queries", "empty_query", "no_window"]
-    return {"counts": {k: counts.get(k, 0) for k in kinds}, "examples": examples}
-
-
 def describe_split(task_name: str, split: str | None = None) -> dict:
     task, split, path = annotation_path(task_name, split)
-    records = load_annotations(task.name, split)
-    info = annotation_info(task.name, split)
+    data = load_split(task.name, split)
+    records = data.records
+    files = {} if task.builtin else read_manifest(task).get(split, {}).get("files", {})
     quirks = find_quirks(records)
     card_split = task.card["splits"][split]
     return {
         "task": task.name, "split": split, "title": task.title, "kind": task.kind,
         "queries": len(records), "videos": len({r["vid"] for r in records}),
         "expected_queries": card_split["size"], "expected_videos": card_split.get("videos"),
-        "annotation_file": info["annotation_file"], "annotation_sha256": info["annotation_sha256"],
-        "hash_verified": info["hash_verified"], "files": info.get("files", {}), "cache": str(path),
+        "annotation_file": data.annotation_file, "annotation_sha256": data.annotation_sha256,
+        "hash_verified": data.verified, "files": files, "cache": str(path),
         "with_saliency": sum(1 for r in records if "saliency" in r),
-        "quirks": quirks["counts"], "quirk_examples": quirks["examples"],
+        "quirks": quirks.counts, "quirk_examples": quirks.examples,
     }

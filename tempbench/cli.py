@@ -196,7 +196,8 @@ def data_export(task, split, output):
     Example:
       tempbench data export anet --split val_2 -o anet_val2.jsonl
     """
-    from .annotations import atomic_write_text, load_annotations, records_to_jsonl
+    from .annotations import load_annotations, records_to_jsonl
+    from .io import atomic_write_text
 
     text = records_to_jsonl(load_annotations(task, split))
     if output:
@@ -213,34 +214,43 @@ def _fmt(value) -> str:
     return "-" if value is None or value != value else f"{value:.2f}"
 
 
-def _result_table(record):
+def _result_table(result):
     from rich.table import Table
 
-    title = (f"{record['task']} {record['split']} · profile {record['profile']} · n={record['n']:,} · "
-             f"failures {record['failure_rate']:.2f}%")
+    title = (f"{result.task} {result.split} · profile {result.profile} · n={result.n:,} · "
+             f"failures {result.failure_rate:.2f}%")
     table = Table(title=title)
     table.add_column("metric")
     table.add_column("value", justify="right")
     table.add_column("95% CI", justify="right")
-    for name, value in record["metrics"].items():
-        ci = record["ci95"].get(name)
+    for name, value in result.metrics.items():
+        ci = result.ci95.get(name)
         table.add_row(name, _fmt(value), f"[{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else "-")
     return table
 
 
-def _counts_line(record) -> str:
-    c = record["counts"]
-    parts = [f"{c['predictions']:,} predictions", f"{c['ok']:,} ok", f"{c['repaired']:,} repaired",
-             f"{c['failed']:,} parse failures", f"{c['errors']:,} error rows", f"{c['missing']:,} missing"]
-    if c.get("outside_video"):
-        parts.append(f"{c['outside_video']:,} outside the video")
+def _counts_line(result) -> str:
+    c = result.counts
+    parts = [f"{c.predictions:,} predictions", f"{c.ok:,} ok", f"{c.repaired:,} repaired",
+             f"{c.failed:,} parse failures", f"{c.errors:,} error rows", f"{c.missing:,} missing"]
+    if c.outside_video:
+        parts.append(f"{c.outside_video:,} outside the video")
     return "; ".join(parts)
+
+
+def _annotation_options(f):
+    """--annotations FILE and --kind: score or run against a user's own unified annotation records."""
+    f = click.option("--kind", type=click.Choice(["grounding", "highlights"]), default=None,
+                     help="Kind of a custom --annotations task (default: highlights if records have saliency).")(f)
+    return click.option("--annotations", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                        help="A custom task: unified annotation records as JSONL (see `tempbench data export`).")(f)
 
 
 @main.command()
 @click.argument("predictions", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--task", default=None, help="Task (default: from run.json next to the predictions).")
 @click.option("--split", default=None, help="Split (default: run.json's, else the task's default).")
+@_annotation_options
 @click.option("--profile", default="canonical", show_default=True,
               help="Parsing/scoring convention, or `all` for one row per profile.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result record as JSON on stdout.")
@@ -253,60 +263,60 @@ def _counts_line(record) -> str:
 @click.option("--no-ci", is_flag=True, help="Skip the bootstrap confidence intervals.")
 @click.option("--resamples", default=1000, show_default=True, help="Bootstrap resamples.")
 @click.option("--seed", default=0, show_default=True, help="Bootstrap seed.")
-def score(predictions, task, split, profile, as_json, out, details, by, strict, no_ci, resamples, seed):
+def score(predictions, task, split, annotations, kind, profile, as_json, out, details, by, strict, no_ci, resamples,
+          seed):
     """Score a predictions file: metrics, 95% CIs, failure counts, provenance.
 
     \b
     Examples:
-      tempbench score runs/charades-test/qwen2.5-vl-7b/predictions.jsonl
+      tempbench score runs/charades-test/qwen2.5-vl-7b-1a2b3c4d/predictions.jsonl
       tempbench score preds.jsonl --task qvhighlights --split val --json
       tempbench score preds.jsonl --task charades --profile all
       tempbench score preds.jsonl --task anet --by length
+      tempbench score preds.jsonl --annotations my_queries.jsonl
     """
     import warnings
 
-    from .scoring import ScoringWarning, public_record, score_all_profiles
-    from .scoring import score as score_file
+    from .api import score_profiles, write_result
+    from .scoring import ScoringWarning
 
-    with warnings.catch_warnings():  # the record's notes carry every warning; they are printed below
+    with warnings.catch_warnings():  # the result's notes carry every warning; they are printed below
         warnings.simplefilter("ignore", ScoringWarning)
-        if profile == "all":
-            records = score_all_profiles(predictions, task, split, ci=not no_ci, n_resamples=resamples, seed=seed,
-                                         strict=strict)
-        else:
-            records = [score_file(predictions, task, split, profile=profile, ci=not no_ci, n_resamples=resamples,
-                                  seed=seed, strict=strict, by=by, out=out, details=details)]
+        results = score_profiles(predictions, task, split, annotations=annotations, kind=kind,
+                                 profiles=None if profile == "all" else [profile], ci=not no_ci,
+                                 n_resamples=resamples, seed=seed, strict=strict, by=by)
+    if profile != "all":
+        write_result(results[0], out, details)
     if as_json:
-        _print_json(public_record(records[0]) if len(records) == 1 else [public_record(r) for r in records])
+        _print_json(results[0].to_json() if profile != "all" else [r.to_json() for r in results])
         return
     con = _console()
-    if len(records) > 1:
+    if profile == "all":
         from rich.table import Table
 
-        names = list(records[0]["metrics"])
-        table = Table(title=f"{records[0]['task']} {records[0]['split']}: one file under every profile")
+        names = list(results[0].metrics)
+        table = Table(title=f"{results[0].task} {results[0].split}: one file under every profile")
         for col in ["profile", *names, "failures %", "n"]:
             table.add_column(col, justify="left" if col == "profile" else "right")
-        for r in records:
-            table.add_row(r["profile"], *[_fmt(r["metrics"].get(n)) for n in names], _fmt(r["failure_rate"]),
-                          f"{r['n']:,}")
+        for r in results:
+            table.add_row(r.profile, *[_fmt(r.metrics.get(n)) for n in names], _fmt(r.failure_rate), f"{r.n:,}")
         con.print(table)
         return
-    record = records[0]
-    con.print(_result_table(record))
-    con.print(_counts_line(record))
-    if record.get("breakdown"):
+    result = results[0]
+    con.print(_result_table(result))
+    con.print(_counts_line(result))
+    if result.breakdown is not None:
         from rich.table import Table
 
-        rows = record["breakdown"]["rows"]
-        names = [k for k in rows[0] if k not in ("bucket", "n")] if rows else []
-        table = Table(title=f"by {record['breakdown']['by']}")
+        rows = result.breakdown.rows
+        names = list(rows[0].metrics) if rows else []
+        table = Table(title=f"by {result.breakdown.by}")
         for col in ["bucket", "n", *names]:
             table.add_column(col, justify="left" if col == "bucket" else "right")
         for row in rows:
-            table.add_row(row["bucket"], f"{row['n']:,}", *[_fmt(row[n]) for n in names])
+            table.add_row(row.bucket, f"{row.n:,}", *[_fmt(row.metrics[n]) for n in names])
         con.print(table)
-    for note in record["notes"]:
+    for note in result.notes:
         con.print(f"[dim]note: {note}[/]")
     if out:
         con.print(f"result record -> {out}")
@@ -317,38 +327,35 @@ def score(predictions, task, split, profile, as_json, out, details, by, strict, 
 @click.argument("b", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--task", default=None, help="Task (default: from run.json next to A).")
 @click.option("--split", default=None, help="Split.")
+@_annotation_options
 @click.option("--profile", default="canonical", show_default=True, help="Parsing/scoring convention.")
 @click.option("--resamples", default=1000, show_default=True, help="Bootstrap/permutation resamples.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def compare(a, b, task, split, profile, resamples, seed, as_json):
+def compare(a, b, task, split, annotations, kind, profile, resamples, seed, as_json):
     """Paired comparison of two predictions files: B - A per metric, 95% CI and p-value (clustered by video).
 
     \b
     Example:
       tempbench compare base/predictions.jsonl tuned/predictions.jsonl --task charades
     """
-    import warnings
+    from .api import compare as compare_files
 
-    from .scoring import compare as compare_files
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        result = compare_files(a, b, task, split, profile=profile, n_resamples=resamples, seed=seed)
+    result = compare_files(a, b, task, split, annotations=annotations, kind=kind, profile=profile,
+                           n_resamples=resamples, seed=seed)
     if as_json:
-        _print_json(result)
+        _print_json(result.to_json())
         return
     from rich.table import Table
 
-    table = Table(title=f"{result['task']} {result['split']}: B - A on {result['n']:,} paired queries")
+    table = Table(title=f"{result.task} {result.split}: B - A on {result.n:,} paired queries")
     for col in ("metric", "A", "B", "B - A", "95% CI", "p"):
         table.add_column(col, justify="left" if col == "metric" else "right")
-    for row in result["rows"]:
-        table.add_row(row["metric"], _fmt(row["a"]), _fmt(row["b"]), f"{row['difference']:+.2f}",
-                      f"[{row['ci95'][0]:+.2f}, {row['ci95'][1]:+.2f}]", f"{row['p_value']:.4f}")
+    for row in result.rows:
+        table.add_row(row.metric, _fmt(row.a), _fmt(row.b), f"{row.difference:+.2f}",
+                      f"[{row.ci95[0]:+.2f}, {row.ci95[1]:+.2f}]", f"{row.p_value:.4f}")
     _console().print(table)
-    _console().print(f"A: {a}\nB: {b}\nfailure rates: A {result['failure_rate']['a']:.2f}%, "
-                     f"B {result['failure_rate']['b']:.2f}%")
+    _console().print(f"A: {a}\nB: {b}\nfailure rates: A {result.failure_rate_a:.2f}%, B {result.failure_rate_b:.2f}%")
 
 
 @main.command()
@@ -368,8 +375,9 @@ def convert(file, source, task, split, output):
       tempbench convert --from lmms-eval samples_charades_sta.jsonl --task charades -o preds.jsonl
       tempbench score preds.jsonl --task charades --profile all
     """
-    from .annotations import atomic_write_text, load_annotations
+    from .annotations import load_annotations
     from .convert import convert_file
+    from .io import atomic_write_text
 
     annotations = load_annotations(task, split) if task else None
     rows = convert_file(file, source, annotations=annotations)
@@ -386,38 +394,46 @@ def convert(file, source, task, split, output):
 
 
 def _kv_options(pairs, what):
-    """`--video fps=1 --video max_frames=64` -> {"fps": 1.0, "max_frames": 64}."""
+    """`--video fps=1 --video max_frames=64` or `--gen max_new_tokens=64,temperature=0` -> a dict."""
+    import re
+
     out = {}
     for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint=what)
-        try:
-            out[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.strip()] = value
+        for item in re.split(r",(?=\s*[A-Za-z_][A-Za-z0-9_]*\s*=)", pair):
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip():
+                raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint=what)
+            try:
+                out[key.strip()] = json.loads(value)
+            except json.JSONDecodeError:
+                out[key.strip()] = value.strip()
     return out
 
 
 @main.command("run")
 @click.option("--model", required=True,
               help="baseline:prior|random|center, openai:NAME (with --api-base), a zoo alias, a folder or a hub id.")
-@click.option("--task", required=True, help="Task name (`tempbench tasks`).")
+@click.option("--task", default=None, help="Task name (`tempbench tasks`), or --annotations for a custom task.")
 @click.option("--split", default=None, help="Split (default: the task's default).")
+@_annotation_options
 @click.option("--videos", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder with the task's videos (not needed for baselines and the synthetic task).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Run folder (default runs/<task>-<split>/<model-slug>/).")
+              help="Run folder (default runs/<task>-<split>/<model-slug>-<fingerprint8>/, one per run identity).")
+@click.option("--restart", is_flag=True, help="Move a run folder that holds another run aside (to NAME.old-N) first.")
+@click.option("--retry-errors", is_flag=True, help="Run again the queries whose row is an error (e.g. a missing video).")
 @click.option("--limit", type=int, default=None, help="Only the first N queries (the result is marked partial).")
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @click.option("--shard", default=None, help="i/n: run every n-th query starting at i (default: from torchrun env).")
 @click.option("--resume/--no-resume", default=True, show_default=True, help="Skip queries already predicted.")
 @click.option("--setting", type=click.Choice(["zero-shot", "fine-tuned"]), default=None,
               help="Recorded in the result (the zoo knows it for its models).")
-@click.option("--prompt", default=None, help="Prompt template name (default: the zoo's, else TempSamp-R1 plain).")
+@click.option("--prompt", default=None,
+              help="A prompt name, or a template file with {query} (default: the zoo's, else the task's).")
 @click.option("--profile", default="canonical", show_default=True, help="Parsing profile used for scoring.")
 @click.option("--video", "video_opts", multiple=True, help="Video setting KEY=VALUE (fps, max_frames, total_pixels...).")
-@click.option("--gen", "gen_opts", multiple=True, help="Generation setting KEY=VALUE (max_new_tokens, do_sample...).")
+@click.option("--gen", "gen_opts", multiple=True,
+              help="Generation setting KEY=VALUE[,KEY=VALUE] (max_new_tokens, do_sample, temperature...).")
 @click.option("--api-base", default=None, help="OpenAI-compatible server URL, for openai:NAME models.")
 @click.option("--api-key-env", default=None,
               help="Env variable holding the API key (default: OPENAI_API_KEY if set; none for a local server).")
@@ -426,44 +442,51 @@ def _kv_options(pairs, what):
               help="Decode and preprocess videos in worker processes or threads.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result record as JSON.")
-def run_cmd(model, task, split, videos, out_dir, limit, batch_size, shard, resume, setting, prompt, profile,
-            video_opts, gen_opts, api_base, api_key_env, workers, prefetch, no_progress, as_json):
+def run_cmd(model, task, split, annotations, kind, videos, out_dir, restart, retry_errors, limit, batch_size, shard,
+            resume, setting, prompt, profile, video_opts, gen_opts, api_base, api_key_env, workers, prefetch,
+            no_progress, as_json):
     """Run a model over a task split: predictions, run.json, a scored result and a table.
 
+    \b
+    A run folder holds one run identity (model and weights, prompt, video and generation settings, annotations):
+    running again with the same identity resumes; with another it is refused (use another --out, or --restart).
     \b
     Examples:
       tempbench run --model baseline:prior --task charades
       tempbench run --model tiny-synthetic --task synthetic
       tempbench run --model Qwen/Qwen2.5-VL-7B-Instruct --task charades --videos ~/Charades_v1_480
       tempbench run --model openai:Qwen2.5-VL-7B --api-base http://localhost:8000/v1 --task qvhighlights --videos DIR
+      tempbench run --model baseline:center --annotations my_queries.jsonl
       torchrun --nproc-per-node 2 -m tempbench run --model CKPT --task anet --videos DIR
     """
     from .runner import run as run_model
-    from .scoring import public_record
 
     model_options = {}
     if api_base:
         model_options["api_base"] = api_base
     if model.startswith("openai:") and api_key_env:
         model_options["api_key_env"] = api_key_env
-    result = run_model(model, task, split, videos=videos, out_dir=out_dir, limit=limit, batch_size=batch_size,
-                       shard=shard, resume=resume, setting=setting, prompt=prompt, profile=profile,
-                       video_settings=_kv_options(video_opts, "--video"),
-                       generation=_kv_options(gen_opts, "--gen"), workers=workers, prefetch=prefetch,
-                       progress=not no_progress and not as_json, model_options=model_options)
-    if "metrics" not in result:
-        _console().print(f"{result['status']}: {result.get('predictions', result.get('run_dir'))}")
+    summary = run_model(model, task, split, annotations=annotations, kind=kind, videos=videos, out_dir=out_dir,
+                        limit=limit, batch_size=batch_size, shard=shard, resume=resume, restart=restart,
+                        retry_errors=retry_errors, setting=setting, prompt=prompt, profile=profile,
+                        video_settings=_kv_options(video_opts, "--video"),
+                        generation=_kv_options(gen_opts, "--gen"), workers=workers, prefetch=prefetch,
+                        progress=not no_progress and not as_json, model_options=model_options)
+    con = _console(stderr=as_json)
+    if summary.moved_aside is not None:
+        con.print(f"moved the old run aside to {summary.moved_aside}", soft_wrap=True)
+    if summary.result is None:
+        con.print(f"{summary.status}: {summary.predictions}", soft_wrap=True)
         return
     if as_json:
-        _print_json(public_record(result))
+        _print_json(summary.result.to_json())
         return
-    con = _console()
-    con.print(_result_table(result))
-    con.print(_counts_line(result))
-    tp = result["run"].get("throughput", {})
-    if tp.get("queries_per_s"):
-        con.print(f"throughput: {tp['queries_per_s']:.2f} queries/s over {tp['queries']:,} queries")
-    con.print(f"run folder: {result['run_dir']}")
+    con.print(_result_table(summary.result))
+    con.print(_counts_line(summary.result))
+    outcome = summary.config.outcome
+    if outcome is not None and outcome.queries_per_s:
+        con.print(f"throughput: {outcome.queries_per_s:.2f} queries/s over {outcome.coverage.queries:,} queries")
+    con.print(f"run folder: {summary.run_dir}", soft_wrap=True)
 
 
 @data.command("check-videos")

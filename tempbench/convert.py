@@ -21,7 +21,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from . import io
 from .errors import TempbenchError, UsageError
+from .predictions import normalize_query
 
 __all__ = ["SOURCES", "convert_file", "normalize_query"]
 
@@ -44,12 +46,6 @@ SOURCES: dict[str, str] = {
 _VIDEO_EXT = re.compile(r"\.(mp4|mkv|webm|avi|mov)$", re.IGNORECASE)
 
 
-def normalize_query(query: str) -> str:
-    """Key for matching a query across tools: lower case, single spaces, no surrounding spaces or final periods
-    (lmms-eval and TimeLens drop the final period of Charades-STA sentences)."""
-    return re.sub(r"\s+", " ", query).strip().strip(".").strip().lower()
-
-
 def _vid(video: str) -> str:
     return _VIDEO_EXT.sub("", video.replace("\\", "/").rsplit("/", 1)[-1])
 
@@ -63,24 +59,11 @@ def _err(path: Path, line: int | None, field: str | None, problem: str, source: 
 
 
 def _read_jsonl(path: Path, source: str) -> list[tuple[int, Any]]:
-    rows = []
-    with open(path, encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append((number, json.loads(line)))
-            except json.JSONDecodeError as exc:
-                raise _err(path, number, None, f"not valid JSON ({exc.msg} at column {exc.colno})", source) from None
-    return rows
+    return io.read_jsonl(path, f"the {source} format: {SOURCES[source]}", objects=False)
 
 
 def _read_json(path: Path, source: str) -> Any:
-    text = path.read_text(encoding="utf-8")
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise _err(path, exc.lineno, None, f"not valid JSON ({exc.msg} at column {exc.colno})", source) from None
+    return io.read_json(path, f"the {source} format: {SOURCES[source]}", kind=None)
 
 
 def _need(obj: Any, key: str, kind: type | tuple, path: Path, line: int | None, source: str) -> Any:

@@ -25,24 +25,13 @@ from pathlib import Path
 import numpy as np
 
 from .submissions import Entry, load_submissions
+from .tasks import TaskSpec
 
 LEADERBOARD_SCHEMA_ID = "tempbench.leaderboard/1"
 ALPHA = 0.05
 PERMUTATIONS = 2000
 SEED = 0
 
-# (metric name in records, column label); the headline metric is named in HEADLINE.
-COLUMNS: dict[str, list[tuple[str, str]]] = {
-    "grounding": [("R1@0.3", "R1@0.3"), ("R1@0.5", "R1@0.5"), ("R1@0.7", "R1@0.7"), ("mIoU", "mIoU")],
-    "highlights": [
-        ("MR-full-R1@0.5", "MR R1@0.5"),
-        ("MR-full-R1@0.7", "MR R1@0.7"),
-        ("MR-full-mAP", "MR mAP"),
-        ("HL-min-VeryGood-mAP", "HD mAP (VG)"),
-        ("HL-min-VeryGood-Hit1", "HD HIT@1 (VG)"),
-    ],
-}
-HEADLINE = {"grounding": "R1@0.5", "highlights": "MR-full-R1@0.5"}
 SOURCE_MARK = {"reproduced": "●", "reported": "○"}
 NOT_SIGNIFICANT_MARK = "≈"
 
@@ -58,24 +47,38 @@ class Row:
 
 @dataclass
 class Board:
-    task: str
+    spec: TaskSpec
     split: str
-    kind: str
-    title: str
-    split_size: int | None
     rows: list[Row] = field(default_factory=list)
+
+    @property
+    def task(self) -> str:
+        return self.spec.name
+
+    @property
+    def kind(self) -> str:
+        return self.spec.kind
+
+    @property
+    def title(self) -> str:
+        return self.spec.title
+
+    @property
+    def split_size(self) -> int:
+        return self.spec.split_size(self.split)
 
     @property
     def slug(self) -> str:
         return f"{self.task}-{self.split}"
 
     @property
-    def columns(self) -> list[tuple[str, str]]:
-        return COLUMNS[self.kind]
+    def columns(self) -> tuple[tuple[str, str], ...]:
+        """(metric, label) as the task card lists them."""
+        return self.spec.columns
 
     @property
     def headline(self) -> str:
-        return HEADLINE[self.kind]
+        return self.spec.headline
 
 
 # --------------------------------------------------------------------------------------------------- statistics
@@ -83,18 +86,18 @@ class Board:
 
 def paired_scores(best: Entry, other: Entry, metric: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-query values of ``metric`` for the queries both entries scored (matched by qid), and their videos."""
-    rows_a = {str(r["qid"]): r for r in best.load_details()}
+    rows_a = {r.qid: r for r in best.load_details()}
     a, b, vids = [], [], []
     for row in other.load_details():
-        ra = rows_a.get(str(row["qid"]))
+        ra = rows_a.get(row.qid)
         if ra is None:
             continue
-        va, vb = ra["scores"].get(metric), row["scores"].get(metric)
+        va, vb = ra.scores.get(metric), row.scores.get(metric)
         if va is None or vb is None:
             continue
         a.append(float(va))
         b.append(float(vb))
-        vids.append(str(ra.get("vid", row.get("vid", row["qid"]))))
+        vids.append(ra.vid)
     return np.asarray(a), np.asarray(b), np.asarray(vids)
 
 
@@ -115,8 +118,8 @@ def paired_test(best: Entry, other: Entry, metric: str) -> tuple[float | None, i
 # --------------------------------------------------------------------------------------------------- boards
 
 
-def _sort_key(entry: Entry, kind: str):
-    metrics = [HEADLINE[kind]] + [m for m, _ in COLUMNS[kind] if m != HEADLINE[kind]]
+def _sort_key(entry: Entry, spec: TaskSpec):
+    metrics = [spec.headline] + [m for m, _ in spec.columns if m != spec.headline]
     key = []
     for m in metrics:
         v = entry.metrics.get(m)
@@ -124,7 +127,7 @@ def _sort_key(entry: Entry, kind: str):
     return (*key, 0 if entry.source == "reproduced" else 1, entry.name.lower(), entry.id)
 
 
-def _task_order() -> dict[str, tuple[int, object]]:
+def _task_order() -> dict[str, tuple[int, TaskSpec]]:
     from .tasks import all_tasks
 
     return {name: (i, spec) for i, (name, spec) in enumerate(all_tasks().items())}
@@ -145,12 +148,11 @@ def compute_boards(entries: list[Entry]) -> list[Board]:
     boards = []
     for task, split in sorted(groups, key=board_key):
         _, spec = order[task]
-        group = sorted(groups[(task, split)], key=lambda e: _sort_key(e, spec.kind))
-        board = Board(task=task, split=split, kind=spec.kind, title=spec.title,
-                      split_size=spec.card["splits"][split].get("size"))
+        group = sorted(groups[(task, split)], key=lambda e: _sort_key(e, spec))
+        board = Board(spec=spec, split=split)
         board.rows = [Row(entry=e, rank=i + 1) for i, e in enumerate(group)]
         tested = [r for r in board.rows if r.entry.source == "reproduced" and r.entry.metrics.get(board.headline)
-                  is not None and not r.entry.record.get("partial", False)]
+                  is not None and not r.entry.partial]
         if tested:
             best = tested[0]
             best.vs_best = "best"
@@ -188,10 +190,10 @@ def _fmt(value: float | None, entry: Entry) -> str:
 
 
 def _own_metrics_text(board: Board, entry: Entry) -> str:
-    own = entry.record.get("own_metrics")
-    if not own:
+    own = entry.own_metrics
+    if own is None:
         return ""
-    shown = [(label, own["metrics"][m]) for m, label in board.columns if m in own["metrics"]]
+    shown = [(label, own.metrics[m]) for m, label in board.columns if m in own.metrics]
     return ", ".join(f"{label} {v:.2f}" for label, v in shown)
 
 
@@ -206,25 +208,11 @@ def _fmt_p(p: float | None) -> str:
 
 
 def _citation_text(entry: Entry) -> str:
-    c = entry.record.get("citation")
-    if not c:
-        return ""
-    bits = [c["title"]]
-    if c.get("arxiv"):
-        bits.append(f"arXiv {c['arxiv']}")
-    if c.get("venue"):
-        bits.append(c["venue"])
-    bits.append(c["table"])
-    return ", ".join(bits)
+    return entry.citation.text if entry.citation is not None else ""
 
 
 def _citation_url(entry: Entry) -> str | None:
-    c = entry.record.get("citation") or {}
-    if c.get("url"):
-        return c["url"]
-    if c.get("arxiv"):
-        return f"https://arxiv.org/abs/{c['arxiv']}"
-    return None
+    return entry.citation.link if entry.citation is not None else None
 
 
 def _model_label(row: Row) -> str:
@@ -232,39 +220,38 @@ def _model_label(row: Row) -> str:
     label = e.name
     if row.vs_best == "n.s.":
         label += f" {NOT_SIGNIFICANT_MARK}"
-    if e.record.get("partial"):
+    if e.partial:
         label += " (partial)"
     return label
 
 
 def _row_dict(board: Board, row: Row) -> dict:
     e = row.entry
-    own = e.record.get("own_metrics")
+    own = e.own_metrics
     return {
         "rank": row.rank,
         "id": e.id,
         "model": e.name,
-        "model_id": e.record["model"].get("id"),
+        "model_id": e.model_id,
         "source": e.source,
         "setting": e.setting,
         "profile": e.profile,
-        "evaluator": e.record.get("evaluator"),
+        "evaluator": e.evaluator,
         "tempbench_version": e.version,
         "date": e.date,
-        "partial": bool(e.record.get("partial", False)),
+        "partial": e.partial,
         "metrics": {m: e.metrics.get(m) for m, _ in board.columns},
         "all_metrics": dict(sorted(e.metrics.items())),
         "ci95": {m: e.ci95[m] for m, _ in board.columns if m in e.ci95},
         "vs_best": row.vs_best,
         "p_value": row.p_value,
         "n_paired": row.n_paired,
-        "n": e.record["result"]["n"] if e.source == "reproduced" else None,
-        "failure_rate": e.record["result"].get("failure_rate") if e.source == "reproduced" else None,
-        "predictions_sha256": e.record["result"]["provenance"]["predictions_sha256"] if e.source == "reproduced"
-        else None,
-        "citation": e.record.get("citation"),
-        "own_metrics": own,
-        "notes": e.record.get("notes", []),
+        "n": e.result.n if e.result is not None else None,
+        "failure_rate": e.result.failure_rate if e.result is not None else None,
+        "predictions_sha256": e.predictions_sha256,
+        "citation": None if e.citation is None else {k: v for k, v in e.citation.__dict__.items() if v is not None},
+        "own_metrics": None if own is None else {k: v for k, v in own.__dict__.items() if v is not None},
+        "notes": list(e.notes),
     }
 
 
@@ -336,9 +323,11 @@ def recall_curve(entry: Entry, kind: str) -> tuple[list[float], list[float]] | N
     ``MR-R1`` dict of the full bucket (0.5..0.95)."""
     if entry.source != "reproduced":
         return None
-    result = entry.record["result"]
+    result = entry.result
+    if result is None:
+        return None
     if kind == "highlights":
-        official = result.get("official") or {}
+        official = result.official or {}
         r1 = (official.get("full") or {}).get("MR-R1")
         if not r1:
             return None
@@ -346,10 +335,10 @@ def recall_curve(entry: Entry, kind: str) -> tuple[list[float], list[float]] | N
         return [k for k, _ in items], [v for _, v in items]
     ious = []
     for row in entry.load_details():
-        if "iou" in row and row["iou"] is not None:
-            ious.append(float(row["iou"]))
-        elif row["scores"].get("mIoU") is not None:
-            ious.append(float(row["scores"]["mIoU"]) / 100.0)
+        if row.iou is not None:
+            ious.append(float(row.iou))
+        elif row.scores.get("mIoU") is not None:
+            ious.append(float(row.scores["mIoU"]) / 100.0)
     if not ious:
         return None
     arr = np.asarray(ious)
@@ -399,8 +388,8 @@ def _csv_bytes(board: Board) -> bytes:
         lows = [repr(e.ci95[m][0]) if m in e.ci95 else "" for m in metrics]
         highs = [repr(e.ci95[m][1]) if m in e.ci95 else "" for m in metrics]
         w.writerow([row.rank, e.name, e.source, e.setting, *vals, *lows, *highs, row.vs_best or "",
-                    "" if row.p_value is None else repr(row.p_value), e.profile or "", e.record.get("evaluator", ""),
-                    e.version or "", e.date, str(bool(e.record.get("partial", False))).lower(), e.id,
+                    "" if row.p_value is None else repr(row.p_value), e.profile or "", e.evaluator,
+                    e.version or "", e.date, str(e.partial).lower(), e.id,
                     _citation_text(e)])
     return buf.getvalue().encode("utf-8")
 
@@ -450,12 +439,12 @@ def _readme(boards: list[Board], figures: dict[str, dict[str, str]]) -> str:
             cells.append(vs)
             if e.source == "reproduced":
                 cells += [e.profile or "", e.version or "", e.date]
-                src = f"predictions sha256 `{e.record['result']['provenance']['predictions_sha256'][:12]}`"
+                src = f"predictions sha256 `{e.predictions_sha256[:12]}`"
                 if _own_metrics_text(board, e):
                     src += f"; the model's own metrics file: {_own_metrics_text(board, e)}"
                 cells.append(src)
             else:
-                cells += [_md_escape(e.record.get("evaluator", "")), "–", e.date]
+                cells += [_md_escape(e.evaluator), "–", e.date]
                 url = _citation_url(e)
                 text = _md_escape(_citation_text(e))
                 cells.append(f"[{text}]({url})" if url else text)
@@ -467,7 +456,7 @@ def _readme(boards: list[Board], figures: dict[str, dict[str, str]]) -> str:
                 out.append("")
         notes: dict[str, list[str]] = {}
         for row in board.rows:
-            for note in row.entry.record.get("notes", []):
+            for note in row.entry.notes:
                 notes.setdefault(note, []).append(row.entry.name)
         if notes:
             out.append("Notes:")
@@ -625,7 +614,7 @@ def _html(boards: list[Board], figures_png: dict[str, dict[str, bytes]], version
             parts.append(f'<td class="num" data-value="{row.rank}">{row.rank}</td>')
             ns = f' <span class="ns" title="not significantly different from the best reproduced entry">' \
                  f'{NOT_SIGNIFICANT_MARK}</span>' if row.vs_best == "n.s." else ""
-            partial = " (partial)" if e.record.get("partial") else ""
+            partial = " (partial)" if e.partial else ""
             parts.append(f'<td class="model" data-value="{esc(e.name.lower())}">{esc(e.name)}{ns}{esc(partial)}</td>')
             parts.append(f'<td><span class="badge src">{esc(e.source)}</span></td>')
             parts.append(f'<td class="nowrap">{esc(e.setting)}</td>')
@@ -644,13 +633,13 @@ def _html(boards: list[Board], figures_png: dict[str, dict[str, bytes]], version
             if e.source == "reproduced":
                 parts.append(f'<td>{esc(e.profile or "")}</td><td>{esc(e.version or "")}</td>'
                              f'<td class="nowrap">{esc(e.date)}</td>')
-                sha = e.record["result"]["provenance"]["predictions_sha256"]
+                sha = e.predictions_sha256
                 own = _own_metrics_text(board, e)
                 extra = f"<br>the model's own metrics file: {esc(own)}" if own else ""
                 parts.append(f'<td class="ref">predictions sha256 <code title="{esc(sha)}">{esc(sha[:12])}</code>'
                              f'{extra}</td>')
             else:
-                parts.append(f'<td>{esc(e.record.get("evaluator", ""))}</td><td>–</td>'
+                parts.append(f'<td>{esc(e.evaluator)}</td><td>–</td>'
                              f'<td class="nowrap">{esc(e.date)}</td>')
                 # links are shown as text: the page makes no requests and opens nothing by itself
                 url = _citation_url(e)

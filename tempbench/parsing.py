@@ -1,7 +1,7 @@
 """Model text -> time spans, under named profiles.
 
 A *profile* is one complete answer-scoring convention: which span is read from the text, which formats are
-accepted, and the scoring rules that go with it (threshold operator, failure policy, rounding). ``canonical`` is
+accepted, and the scoring rules that go with it (threshold operator, rounding). ``canonical`` is
 tempbench's own convention; every other profile reproduces one published evaluator, pinned to the exact file
 (``Profile.reference``) that it was read from. See ``docs/profiles.md`` for the table of rules.
 
@@ -54,8 +54,8 @@ class ParsedSpan:
 class Profile:
     """A scoring convention: how text becomes a span, and how spans are scored.
 
-    ``strict_threshold``: a hit is IoU > θ (instead of IoU >= θ). ``drop_failures``: unparsable answers are
-    removed from the denominator (instead of counting as IoU 0). ``round_to``: the evaluator rounds predictions to
+    ``strict_threshold``: a hit is IoU > θ (instead of IoU >= θ). Every profile counts an unparsable answer as
+    IoU 0 in the denominator: no published evaluator reproduced here drops it. ``round_to``: the evaluator rounds predictions to
     multiples of this many seconds (Python ``round``, halves to even); ``parse`` already applies it to spans read
     from text, and ``round_span`` applies it to windows given directly.
     """
@@ -64,7 +64,6 @@ class Profile:
     description: str
     reference: str
     strict_threshold: bool
-    drop_failures: bool
     round_to: float | None
     parse: Callable[[str], ParsedSpan]
 
@@ -467,7 +466,6 @@ PROFILES: dict[str, Profile] = {
         ),
         reference="tempbench (docs/profiles.md)",
         strict_threshold=False,
-        drop_failures=False,
         round_to=None,
         parse=_parse_canonical,
     ),
@@ -479,7 +477,6 @@ PROFILES: dict[str, Profile] = {
             "src/vllm_inference/eval_all.py (calc_score)"
         ),
         strict_threshold=True,
-        drop_failures=False,
         round_to=None,
         parse=_parse_r1_last,
     ),
@@ -491,7 +488,6 @@ PROFILES: dict[str, Profile] = {
         ),
         reference="www-Ye/TimeZero@a7c3523367cbff9f166baae10bc34568cffc26f3 evaluate.py (parse_timestamp_output)",
         strict_threshold=False,
-        drop_failures=False,
         round_to=None,
         parse=_parse_r1_last,
     ),
@@ -506,7 +502,6 @@ PROFILES: dict[str, Profile] = {
             "(parse_timestamp_output)"
         ),
         strict_threshold=False,
-        drop_failures=False,
         round_to=None,
         parse=_parse_r1_last,
     ),
@@ -524,7 +519,6 @@ PROFILES: dict[str, Profile] = {
             "lmms_eval/tasks/charades_sta/utils.py (extract_time) + lmms_eval/api/reasoning.py"
         ),
         strict_threshold=False,
-        drop_failures=False,
         round_to=None,
         parse=_parse_lmms,
     ),
@@ -541,7 +535,6 @@ PROFILES: dict[str, Profile] = {
             "evaluation/eval_dataloader.py (rounding, dummy window) + evaluation/compute_metrics.py"
         ),
         strict_threshold=False,
-        drop_failures=False,
         round_to=1.0,
         parse=_parse_timelens,
     ),
@@ -558,7 +551,6 @@ PROFILES: dict[str, Profile] = {
             "(extract_time, compute_iou)"
         ),
         strict_threshold=False,
-        drop_failures=False,
         round_to=1.0,
         parse=_parse_tempsamp,
     ),

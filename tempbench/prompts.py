@@ -163,11 +163,31 @@ def prompt_sha256(name: str) -> str:
     return get_prompt(name).sha256
 
 
-def render(name: str, query: str, duration: float | None = None) -> str:
+def load_prompt(name_or_file: str) -> Prompt:
+    """A registered prompt by name, else a template file (UTF-8 text with `{query}` and optionally `{duration}`);
+    a file's prompt is named by its path and identified, like every prompt, by the sha256 of its text."""
+    if name_or_file in PROMPTS:
+        return PROMPTS[name_or_file]
+    from pathlib import Path
+
+    from tempbench import io
+
+    path = Path(name_or_file)
+    if not path.is_file():
+        get_prompt(name_or_file)  # the unknown-name error, listing the registered prompts
+    template = io.decode_text(io.read_bytes(path, "a prompt template file"), path, "a prompt template")
+    fields = tuple(sorted(set(re.findall(r"\{(query|duration)\}", template))))
+    if "query" not in fields:
+        raise UsageError(f"{path}: the template has no {{query}} field",
+                         hint="write the query's place as {query} (and the video's length as {duration})")
+    return Prompt(name=str(path), template=template, source=f"file {path}", fields=fields)
+
+
+def render(prompt: str | Prompt, query: str, duration: float | None = None) -> str:
     """The prompt text for one query. `duration` (seconds) is required only by templates that use it."""
-    p = get_prompt(name)
+    p = prompt if isinstance(prompt, Prompt) else get_prompt(prompt)
     if "duration" in p.fields and duration is None:
-        raise UsageError(f"prompt {name!r} needs the video duration", hint="pass duration=<seconds>")
+        raise UsageError(f"prompt {p.name!r} needs the video duration", hint="pass duration=<seconds>")
     values = {"query": query}
     if duration is not None:
         values["duration"] = _fmt_duration(duration)

@@ -1,12 +1,12 @@
 """Video decoding (PyAV), fps sampling with frame and pixel budgets, true timestamps, checks and prefetching.
 
 Sampling follows qwen-vl-utils (the reference pipeline of Qwen2/2.5-VL and of TempSamp-R1): ``nframes`` from
-:func:`tempbench.qwen_video.smart_nframes`, indices ``round(linspace(0, total - 1, nframes))`` and sampled fps
+:func:`smart_nframes`, indices ``round(linspace(0, total - 1, nframes))`` and sampled fps
 ``nframes / total * source_fps``.  ``total`` is the number of frames in the stream (packets that are not marked
 discard), ``source_fps`` the stream's average frame rate, as decord reports them.
 
-Frames are returned at the source size (not resized): :func:`tempbench.qwen_video.resize_clip` resizes them to
-the model's size when memory matters (e.g. inside a :class:`Prefetcher` worker).  Display rotation metadata is
+Frames are returned at the source size (not resized): a model's processor resizes them (for Qwen-VL,
+:func:`tempbench.models.qwen.processor.resize_clip`), inside a prefetch worker when memory matters (:class:`Prefetcher`).  Display rotation metadata is
 ignored, as in decord and torchvision.
 
 Timestamps are seconds from the first presented frame: ``(pts - first_pts) * time_base``.
@@ -29,9 +29,84 @@ from typing import Any
 import numpy as np
 
 from tempbench.errors import TempbenchError
-from tempbench.qwen_video import RESIZE_MODES, sample_frame_indices, sampled_fps, smart_nframes
 
 VIDEO_EXTS = (".mp4", ".mkv", ".webm", ".avi")
+# the torchvision resize a model's processor reproduces (tempbench.models.qwen.processor)
+RESIZE_MODES = ("qwen-vl-utils", "transformers")
+
+
+# --------------------------------------------------------------------------------------------------- sampling
+
+
+def round_by_factor(number: float, factor: int) -> int:
+    """Closest multiple of ``factor`` (Python's round: half to even)."""
+    return round(number / factor) * factor
+
+
+def ceil_by_factor(number: float, factor: int) -> int:
+    return math.ceil(number / factor) * factor
+
+
+def floor_by_factor(number: float, factor: int) -> int:
+    return math.floor(number / factor) * factor
+
+
+def smart_nframes(total_frames: int, video_fps: float, fps: float = 2.0, min_frames: int = 4,
+                  max_frames: int = 768, frame_factor: int = 2) -> int:
+    """Number of frames to sample, as qwen-vl-utils ``smart_nframes`` (fps mode).
+
+    ``n = total / video_fps * fps`` clamped to ``[ceil_f(min_frames), floor_f(min(max_frames, total))]`` and to
+    ``total``, then floored to a multiple of ``frame_factor``.  One deviation: qwen-vl-utils raises for a video
+    with fewer than ``frame_factor`` frames; here such a video keeps all its frames (the processor pads time).
+    """
+    if total_frames <= 0:
+        raise ValueError("video has no frames")
+    if not video_fps or video_fps <= 0 or not math.isfinite(video_fps):
+        raise ValueError(f"invalid source fps {video_fps!r}")
+    lo = ceil_by_factor(min_frames, frame_factor)
+    hi = floor_by_factor(min(max_frames, total_frames), frame_factor)
+    n = total_frames / video_fps * fps
+    n = min(min(max(n, lo), hi), total_frames)
+    n = floor_by_factor(n, frame_factor)
+    if n < frame_factor:
+        return min(total_frames, frame_factor)
+    return int(n)
+
+
+def _linspace_f32(start: float, end: float, steps: int) -> np.ndarray:
+    """``torch.linspace(start, end, steps)`` (float32, CPU) reproduced in numpy.
+
+    torch's CPU kernel computes ``step = (end - start) / (steps - 1)`` in float32 and fills the first half as
+    ``start + step * i`` and the second half as ``end - step * (steps - 1 - i)``; the x86 builds contract each
+    of these into one fused multiply-add (a single rounding), emulated here exactly in float64.
+    """
+    if steps <= 0:
+        return np.zeros(0, dtype=np.float32)
+    if steps == 1:
+        return np.array([start], dtype=np.float32)
+    f32, f64 = np.float32, np.float64
+    s, e = f32(start), f32(end)
+    step = f64((e - s) / f32(steps - 1))
+    i = np.arange(steps, dtype=np.int64)
+    half = steps // 2
+    out = np.empty(steps, dtype=np.float32)
+    out[:half] = (f64(s) + step * i[:half].astype(np.float32).astype(f64)).astype(np.float32)
+    out[half:] = (f64(e) - step * (steps - 1 - i[half:]).astype(np.float32).astype(f64)).astype(np.float32)
+    return out
+
+
+def sample_frame_indices(total_frames: int, nframes: int) -> np.ndarray:
+    """Indices of the sampled frames: ``torch.linspace(0, total - 1, nframes).round().long()`` (qwen-vl-utils)."""
+    if nframes <= 0 or total_frames <= 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.rint(_linspace_f32(0.0, float(total_frames - 1), nframes)).astype(np.int64)
+
+
+def sampled_fps(nframes: int, total_frames: int, video_fps: float) -> float:
+    """fps of the sampled frames: ``nframes / total_frames * video_fps`` (qwen-vl-utils ``sample_fps``)."""
+    return nframes / max(total_frames, 1e-6) * video_fps
+
+
 
 
 @dataclass
@@ -42,7 +117,7 @@ class VideoSettings:
     ``max_pixels`` per frame, ``total_pixels`` for the whole video (qwen-vl-utils ``total_pixels``), and
     ``frame_factor`` (frame counts are multiples of it; equals the temporal patch size 2); ``resize_mode``
     which torchvision resize the frames reproduce: ``"qwen-vl-utils"`` (the Qwen reference pipeline) or
-    ``"transformers"`` (transformers' video processor resizing on CPU); see :mod:`tempbench.qwen_video`.
+    ``"transformers"`` (transformers' video processor resizing on CPU); see :mod:`tempbench.models.qwen.processor`.
     """
 
     fps: float = 2.0
@@ -409,6 +484,23 @@ class Prefetched:
         return self.error is None
 
 
+PARENT_CHECK_SECONDS = 0.2
+
+
+def exit_with_parent(parent_pid: int) -> None:
+    """Worker initializer: a daemon thread that ends this process as soon as its parent is gone (a SIGKILLed run
+    leaves no decoding workers behind; once they are gone, multiprocessing's resource tracker exits too)."""
+    import threading
+
+    def watch():
+        while True:
+            if os.getppid() != parent_pid:
+                os._exit(1)
+            time.sleep(PARENT_CHECK_SECONDS)
+
+    threading.Thread(target=watch, name="tempbench-parent-watch", daemon=True).start()
+
+
 def _run(fn: Callable[[Any], Any], item: Any) -> tuple[Any, str | None, float]:
     t0 = time.perf_counter()
     try:
@@ -464,7 +556,8 @@ class Prefetcher:
                 import multiprocessing
 
                 self._pool = cf.ProcessPoolExecutor(max_workers=self.workers,
-                                                    mp_context=multiprocessing.get_context("spawn"))
+                                                    mp_context=multiprocessing.get_context("spawn"),
+                                                    initializer=exit_with_parent, initargs=(os.getpid(),))
         try:
             self._fill()
             while self._pending:

@@ -66,11 +66,11 @@ def use_imported(imported_home, monkeypatch) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
-    """The tiny float32 Qwen2.5-VL model folder (`tempbench.models.tiny.tiny_model_dir(0)`), built once per session
+    """The tiny float32 Qwen2.5-VL model folder (`tempbench.models.qwen.tiny.tiny_model_dir(0)`), built once per session
     into a session tmp dir (the layout of `$TEMPBENCH_HOME/models/`, so it can be linked into a test's cache)."""
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
-    from tempbench.models.tiny import tiny_model_dir
+    from tempbench.models.qwen.tiny import tiny_model_dir
 
     return tiny_model_dir(0, cache_dir=tmp_path_factory.mktemp("tiny-models"))
 

@@ -31,7 +31,7 @@ def deterministic_reply(body: dict) -> str:
 def tiny_model_responder(model_dir, max_new_tokens: int = 8) -> Callable[[dict], str]:
     """Run the tiny local model (text only: the text parts joined) greedily."""
     from tempbench.models.base import GenerationSettings, ModelInput
-    from tempbench.models.hf import HFQwenVL
+    from tempbench.models.qwen.adapter import HFQwenVL
 
     model = HFQwenVL(str(model_dir), generation=GenerationSettings(max_new_tokens=max_new_tokens))
     lock = threading.Lock()

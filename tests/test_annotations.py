@@ -8,9 +8,10 @@ import shutil
 import pytest
 from click.testing import CliRunner
 
-from tempbench.annotations import annotation_validator, find_quirks, import_task, load_annotations
+from tempbench.annotations import annotation_validator, import_task, load_annotations
 from tempbench.cli import main
 from tempbench.errors import TempbenchError, UsageError
+from tempbench.quirks import find_quirks
 from tempbench.tasks import get_task
 
 SIZES = {
@@ -146,7 +147,7 @@ def test_quirk_counter_on_small_records():
         {"qid": 3, "vid": "b", "query": "y", "duration": 10.0, "windows": [[4.0, 4.0]]},
         {"qid": 4, "vid": "b", "query": "z", "duration": 10.0, "windows": [[1.0, 10.000000000000002]]},
     ]
-    counts = find_quirks(records)["counts"]
+    counts = find_quirks(records).counts
     assert counts["ends_after_duration"] == 2 and counts["duplicate_rows"] == 1
     assert counts["duplicate_queries"] == 1 and counts["reversed"] == 1 and counts["zero_length"] == 1
 

@@ -11,7 +11,7 @@ pytest.importorskip("transformers")
 from tempbench.errors import TempbenchError  # noqa: E402
 from tempbench.models.base import GenerationSettings, ModelInput  # noqa: E402
 from tempbench.models.hf import HFQwenVL, load_hf_model, model_revision, resolve_model_path  # noqa: E402
-from tempbench.models.tiny import build_tiny_qwen2_5_vl  # noqa: E402
+from tempbench.models.qwen.tiny import build_tiny_qwen2_5_vl  # noqa: E402
 from tempbench.video import Clip, VideoSettings  # noqa: E402
 
 SMALL = VideoSettings(min_pixels=28 * 28, max_pixels=56 * 84, min_frames=2)

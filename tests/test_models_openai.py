@@ -161,7 +161,7 @@ def test_sampling_settings_and_info():
 
 def test_with_tiny_model_behind_the_server(tmp_path):
     pytest.importorskip("torch")
-    from tempbench.models.tiny import build_tiny_qwen2_5_vl
+    from tempbench.models.qwen.tiny import build_tiny_qwen2_5_vl
 
     responder = tiny_model_responder(build_tiny_qwen2_5_vl(tmp_path / "tiny"), max_new_tokens=6)
     with OpenAITestServer(responder=responder) as srv:

@@ -1,4 +1,4 @@
-"""3-D (M-RoPE) position ids of Qwen2(.5)-VL, as released (tempbench.models.qwen_rope)."""
+"""3-D (M-RoPE) position ids of Qwen2(.5)-VL, as released (tempbench.models.qwen.rope)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from tempbench.errors import TempbenchError  # noqa: E402
-from tempbench.models.qwen_rope import qwen_vl_rope_index  # noqa: E402
+from tempbench.models.qwen.rope import qwen_vl_rope_index  # noqa: E402
 
 
 def _seq(parts):

@@ -10,7 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from tempbench.models.tiny import (  # noqa: E402
+from tempbench.models.qwen.tiny import (  # noqa: E402
     SPECIAL_TOKENS,
     build_tiny_qwen2_5_vl,
     qwen2_5_vl_7b_config,

@@ -7,8 +7,8 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from tempbench.models import vision_attention  # noqa: E402
-from tempbench.models.vision_attention import install_grouped_vision_attention  # noqa: E402
+from tempbench.models.qwen import vision_attention  # noqa: E402
+from tempbench.models.qwen.vision_attention import install_grouped_vision_attention  # noqa: E402
 
 
 def _features(model, pix, grid):

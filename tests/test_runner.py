@@ -103,9 +103,10 @@ def test_end_to_end_run_folder_and_table(home, tmp_path, monkeypatch):
     import jsonschema
 
     import tempbench.video as video
+    from tempbench.io import sha256_bytes
     from tempbench.models import zoo
     from tempbench.prompts import prompt_sha256
-    from tempbench.scoring import read_details, sha256_bytes
+    from tempbench.results import load_schema, read_details
 
     decoded = []
     real_decode = video.decode_video
@@ -139,39 +140,43 @@ def test_end_to_end_run_folder_and_table(home, tmp_path, monkeypatch):
     assert all(isinstance(r["output"], str) and "error" not in r for r in preds)
 
     info = json.loads((out / "run.json").read_text())
+    jsonschema.validate(info, load_schema("run"))
     entry = zoo.get("tiny-synthetic")
-    assert info["schema"] == "tempbench.run/1" and (info["task"], info["split"]) == ("synthetic", "test")
-    assert info["model"] == "tiny-synthetic" and info["status"] == "finished"
-    mi = info["model_info"]
-    assert mi["backend"] == info["backend"] == "transformers" and mi["dtype"] == "float32"
-    assert mi["revision"].startswith("sha256:") and mi["zoo"]["alias"] == "tiny-synthetic"
+    assert info["schema"] == "tempbench.run/2" and (info["task"], info["split"]) == ("synthetic", "test")
+    assert info["model"]["spec"] == "tiny-synthetic" and info["outcome"]["status"] == "finished"
+    mi = info["model"]
+    assert mi["backend"] == "transformers" and mi["dtype"] == "float32" and mi["model_type"] == "qwen2_5_vl"
+    assert mi["weights"].startswith("sha256:") and mi["info"]["zoo"]["alias"] == "tiny-synthetic"
+    assert len(info["fingerprint"]) == 64
     assert info["setting"] == entry.setting["synthetic"] == "zero-shot"
     assert info["prompt"] == entry.prompt == "tempsamp-r1-plain"
     assert info["prompt_sha256"] == prompt_sha256("tempsamp-r1-plain")
     # the zoo's video settings are the ones used (and recorded) for decoding and for the model
     for key, value in entry.video.items():
-        assert info["video"][key] == value and mi["video"][key] == value
+        assert info["video"][key] == value
     assert info["generation"]["max_new_tokens"] == 16 and info["generation"]["do_sample"] is False
-    assert info["batch_size"] == 4 and info["world_size"] == 1 and info["limit"] is None
-    assert info["hardware"]["python"] and info["hardware"]["cpus"] >= 1 and "torch" in info["hardware"]
-    tp = info["throughput"]
-    assert tp["queries"] == N_SYNTH and tp["queries_per_s"] > 0 and 0 < tp["model_seconds"] <= tp["seconds"]
-    assert info["video_coverage"] == {"queries": N_SYNTH, "errors": 0, "video_missing": 0, "video_undecodable": 0}
+    ex = info["execution"]
+    assert ex["batch_size"] == 4 and ex["world_size"] == 1 and ex["limit"] is None and ex["prefetch"] == "thread"
+    assert ex["hardware"]["python"] and ex["hardware"]["cpus"] >= 1 and "torch" in ex["hardware"]
+    oc = info["outcome"]
+    assert oc["coverage"]["queries"] == N_SYNTH and oc["queries_per_s"] > 0
+    assert 0 < oc["model_seconds"] <= oc["seconds"]
+    assert oc["coverage"] == {"queries": N_SYNTH, "errors": 0, "video_missing": 0, "video_undecodable": 0}
 
     result = json.loads((out / "result.json").read_text())
-    jsonschema.validate(result, json.loads((REPO / "tempbench" / "schemas" / "result.json").read_text()))
+    jsonschema.validate(result, load_schema("result"))
     assert result["n"] == N_SYNTH and result["partial"] is False
     assert result["counts"]["predictions"] == N_SYNTH
     assert result["counts"]["ok"] + result["counts"]["repaired"] + result["counts"]["failed"] == N_SYNTH
     assert set(result["metrics"]) == {"R1@0.3", "R1@0.5", "R1@0.7", "mIoU"}
     assert result["provenance"]["predictions_sha256"] == sha256_bytes((out / "predictions.jsonl").read_bytes())
-    assert result["run"]["prompt_sha256"] == info["prompt_sha256"]
-    assert result["run"]["model_info"]["revision"] == mi["revision"]
+    assert result["run"]["fingerprint"] == info["fingerprint"]
+    assert result["run"]["model"]["weights"] == mi["weights"]
 
     details = read_details(out / "details.jsonl.gz")
-    assert [d["qid"] for d in details] == list(range(N_SYNTH))
-    assert {d["status"] for d in details} <= {"ok", "repaired", "failed"}
-    ious = np.array([d["iou"] for d in details])
+    assert [d.qid for d in details] == list(range(N_SYNTH))
+    assert {d.status for d in details} <= {"ok", "repaired", "failed"}
+    ious = np.array([d.iou for d in details])
     assert result["metrics"]["mIoU"] == pytest.approx(100 * ious.mean(), abs=1e-9)
 
 
@@ -229,7 +234,7 @@ def test_sigkill_then_resume_equals_uninterrupted_run(home, tmp_path, reference)
     assert after.startswith(kept)  # nothing written before the kill was lost or rewritten
     assert outputs(pred) == reference
     info = json.loads((out / "run.json").read_text())
-    assert info["throughput"]["queries"] == N_SYNTH - n_before  # only the rest was run again
+    assert info["outcome"]["coverage"]["queries"] == N_SYNTH - n_before  # only the rest was run again
     assert json.loads((out / "result.json").read_text())["n"] == N_SYNTH
 
 
@@ -244,16 +249,16 @@ def test_half_written_last_line_is_repaired_on_resume(home, tmp_path):
     keep = b"".join(lines[:10])
     pred.write_bytes(keep + lines[10][: len(lines[10]) // 2])  # a kill in the middle of writing line 11
     with pytest.raises(TempbenchError, match="line 11"):  # not readable as it is
-        from tempbench.scoring import read_predictions
+        from tempbench.predictions import read_predictions
 
         read_predictions(pred)
 
-    result = run("tiny-synthetic", "synthetic", out_dir=out, **common)
+    summary = run("tiny-synthetic", "synthetic", out_dir=out, **common)
     repaired = pred.read_bytes()
     assert repaired.startswith(keep)
     assert repaired == full  # same process, batch size 1: the 6 rows run again are the same rows
-    assert json.loads((out / "run.json").read_text())["throughput"]["queries"] == N_SYNTH - 10
-    assert result["n"] == N_SYNTH and result["counts"]["predictions"] == N_SYNTH
+    assert summary.config.outcome.coverage.queries == N_SYNTH - 10
+    assert summary.result.n == N_SYNTH and summary.result.counts.predictions == N_SYNTH
 
 
 def test_read_done_cuts_only_an_unterminated_last_line(tmp_path):
@@ -266,7 +271,7 @@ def test_read_done_cuts_only_an_unterminated_last_line(tmp_path):
     assert read_done(path) == {r["qid"]: r for r in rows}
     assert path.read_text() == good
     path.write_text(good + '{"qid": 3, "out\n' + json.dumps({"qid": 4}) + "\n")  # a broken line that is complete
-    with pytest.raises(TempbenchError, match=r"line 4 is not valid JSON"):
+    with pytest.raises(TempbenchError, match=r"line 4 is not a row written by `tempbench run`"):
         read_done(path)
     assert read_done(tmp_path / "absent.jsonl") == {}
 
@@ -276,7 +281,7 @@ def test_read_done_cuts_only_an_unterminated_last_line(tmp_path):
 
 
 def test_missing_and_corrupt_videos_become_error_rows(home, tmp_path, synthetic_split):
-    from tempbench.scoring import read_details
+    from tempbench.results import read_details
     from tempbench.synthetic import make_corrupt_video
 
     videos = tmp_path / "videos"
@@ -298,13 +303,14 @@ def test_missing_and_corrupt_videos_become_error_rows(home, tmp_path, synthetic_
     assert "synth_0_0007.mp4" in rows[7]["error"] and "not found" not in rows[7]["error"]
     assert all("output" in r and "error" not in r for q, r in rows.items() if q not in (3, 7))
     info = json.loads((out / "run.json").read_text())
-    assert info["video_coverage"] == {"queries": N_SYNTH, "errors": 2, "video_missing": 1, "video_undecodable": 1}
+    assert info["outcome"]["coverage"] == {"queries": N_SYNTH, "errors": 2, "video_missing": 1,
+                                           "video_undecodable": 1}
     result = json.loads((out / "result.json").read_text())
     assert result["counts"]["errors"] == 2 and result["counts"]["predictions"] == N_SYNTH
     assert result["n"] == N_SYNTH and result["failure_rate"] >= 100 * 2 / N_SYNTH
-    details = {d["qid"]: d for d in read_details(out / "details.jsonl.gz")}
-    assert details[3]["status"] == details[7]["status"] == "error"
-    assert details[3]["iou"] == details[7]["iou"] == 0.0
+    details = {d.qid: d for d in read_details(out / "details.jsonl.gz")}
+    assert details[3].status == details[7].status == "error"
+    assert details[3].iou == details[7].iou == 0.0
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -335,8 +341,8 @@ def test_torchrun_style_ranks_merge_to_the_single_run(home, tmp_path, reference)
     assert [r["qid"] for r in merged] == list(range(N_SYNTH))  # sorted by qid
     assert outputs(out / "predictions.jsonl") == reference
     info = json.loads((out / "run.json").read_text())
-    assert info["world_size"] == 2 and info["throughput"]["queries"] == N_SYNTH
-    assert info["video_coverage"]["queries"] == N_SYNTH
+    assert info["execution"]["world_size"] == 2 and info["outcome"]["coverage"]["queries"] == N_SYNTH
+    assert info["outcome"]["status"] == "finished"
     assert json.loads((out / "result.json").read_text())["n"] == N_SYNTH
 
 
@@ -353,7 +359,7 @@ def test_shard_option_without_world_size(syn_home, tmp_path):
         assert p.returncode == 0, stderr[-3000:]
     assert (out / "predictions.jsonl").read_bytes() == (tmp_path / "single" / "predictions.jsonl").read_bytes()
     result = json.loads((out / "result.json").read_text())
-    assert result["metrics"] == single["metrics"] and result["n"] == N_SYNTH
+    assert result["metrics"] == single.result.metrics and result["n"] == N_SYNTH
 
 
 def test_stale_done_marker_does_not_merge_an_unfinished_rank(syn_home, tmp_path, monkeypatch):
@@ -366,10 +372,10 @@ def test_stale_done_marker_does_not_merge_an_unfinished_rank(syn_home, tmp_path,
     with pytest.raises(TempbenchError, match=r"rank\(s\) \[1\] of 2 did not finish"):
         run("baseline:random", "synthetic", out_dir=out, shard=(0, 2), progress=False)  # rank 1 has not re-run
     assert len(rows_of(out / "predictions.jsonl")) == 4  # not merged
-    assert run("baseline:random", "synthetic", out_dir=out, shard=(1, 2), progress=False)["status"] == "rank finished"
-    result = run("baseline:random", "synthetic", out_dir=out, shard=(0, 2), progress=False)
+    assert run("baseline:random", "synthetic", out_dir=out, shard=(1, 2), progress=False).status == "rank finished"
+    result = run("baseline:random", "synthetic", out_dir=out, shard=(0, 2), progress=False).result
     assert [r["qid"] for r in rows_of(out / "predictions.jsonl")] == list(range(N_SYNTH))
-    assert result["n"] == N_SYNTH and result["counts"]["missing"] == 0
+    assert result.n == N_SYNTH and result.counts.missing == 0
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -385,12 +391,14 @@ def test_limit_then_resume_the_rest(syn_home, tmp_path):
     result = json.loads((out / "result.json").read_text())
     assert (result["n"], result["partial"], result["counts"]["missing"]) == (5, True, 0)
     assert [r["qid"] for r in rows_of(out / "predictions.jsonl")] == list(range(5))
-    assert json.loads((out / "run.json").read_text())["limit"] == 5
-    res = CliRunner().invoke(main, base + ["--json"])
+    first = json.loads((out / "run.json").read_text())
+    assert first["execution"]["limit"] == 5
+    res = CliRunner().invoke(main, base + ["--json"])  # the limit is not part of the identity: this resumes
     assert res.exit_code == 0, res.output
     record = json.loads(res.stdout)
     assert (record["n"], record["partial"]) == (N_SYNTH, False)
-    assert record["run"]["throughput"]["queries"] == N_SYNTH - 5
+    assert record["run"]["outcome"]["coverage"]["queries"] == N_SYNTH - 5
+    assert record["run"]["fingerprint"] == first["fingerprint"]
     assert [r["qid"] for r in rows_of(out / "predictions.jsonl")] == list(range(N_SYNTH))
 
 
@@ -402,7 +410,7 @@ def test_no_resume_on_existing_predictions_is_a_clear_error(syn_home, tmp_path):
                                     "--no-resume", "--no-progress"])
     assert res.exit_code == 2
     assert res.stderr.splitlines()[0] == f"error: {out / 'predictions.jsonl'} exists and --no-resume was given"
-    assert res.stderr.splitlines()[1].startswith("hint: remove it")
+    assert res.stderr.splitlines()[1].startswith("hint: choose another --out")
     assert (out / "predictions.jsonl").read_bytes() == before
 
 
@@ -452,19 +460,20 @@ def test_baselines_on_charades_test(use_imported, tmp_path):
     }
     for kind, windows in expected.items():
         out = tmp_path / kind
-        result = run(f"baseline:{kind}", "charades", out_dir=out, progress=False)
+        result = run(f"baseline:{kind}", "charades", out_dir=out, progress=False).result
         rows = rows_of(out / "predictions.jsonl")
         assert [r["qid"] for r in rows] == [r["qid"] for r in test]
         assert all("output" not in r and len(r["windows"]) == 1 for r in rows)
         np.testing.assert_allclose(np.array([r["windows"][0] for r in rows]), windows, rtol=0, atol=1e-9)
         ious = _iou(windows, gt)
-        assert result["n"] == result["split_size"] == 3720 and result["partial"] is False
-        assert result["counts"]["failed"] == result["counts"]["missing"] == 0
-        assert result["metrics"]["mIoU"] == pytest.approx(100 * ious.mean(), abs=1e-9)
+        assert result.n == result.split_size == 3720 and result.partial is False
+        assert result.counts.failed == result.counts.missing == 0
+        assert result.metrics["mIoU"] == pytest.approx(100 * ious.mean(), abs=1e-9)
         for t in (0.3, 0.5, 0.7):
-            assert result["metrics"][f"R1@{t}"] == pytest.approx(100 * (ious >= t).mean(), abs=1e-9)
-            low, high = result["ci95"][f"R1@{t}"]
-            assert low < result["metrics"][f"R1@{t}"] < high
+            assert result.metrics[f"R1@{t}"] == pytest.approx(100 * (ious >= t).mean(), abs=1e-9)
+            low, high = result.ci95[f"R1@{t}"]
+            assert low < result.metrics[f"R1@{t}"] < high
         info = json.loads((out / "run.json").read_text())
-        assert info["video"] is None and info["generation"] is None and info["model_info"]["backend"] == "baseline"
-        assert info["model_info"]["train_records"] == (len(train) if kind != "random" else 0)
+        assert info["video"] is None and info["generation"] is None and info["model"]["backend"] == "baseline"
+        assert info["model"]["info"]["train_records"] == (len(train) if kind != "random" else 0)
+        assert info["model"]["options"]["kind"] == kind

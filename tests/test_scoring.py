@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from tempbench.annotations import load_annotations
+from tempbench.api import compare, score
 from tempbench.cli import main
 from tempbench.errors import TempbenchError
-from tempbench.scoring import compare, public_record, score
 
 
 def write_jsonl(path, rows):
@@ -58,14 +58,13 @@ def test_grounding_exact_numbers_and_failures(charades, tmp_path):
     with pytest.warns(UserWarning, match="3470 of 3720 queries have no prediction"):
         record = score(pred, "charades", ci=False)
     n = 3720
-    assert record["n"] == n
-    assert record["metrics"]["R1@0.3"] == pytest.approx(100 * 200 / n)
-    assert record["metrics"]["R1@0.5"] == pytest.approx(100 * 100 / n)
-    assert record["metrics"]["mIoU"] == pytest.approx(100 * (100 + 100 / 3) / n, rel=1e-9)
-    c = record["counts"]
-    assert (c["ok"], c["failed"], c["missing"]) == (200, 50, 3470)
-    assert record["failure_rate"] == pytest.approx(100 * 3520 / n)
-    # the TRACE-like convention drops failures: only a profile with drop_failures does that
+    assert record.n == n
+    assert record.metrics["R1@0.3"] == pytest.approx(100 * 200 / n)
+    assert record.metrics["R1@0.5"] == pytest.approx(100 * 100 / n)
+    assert record.metrics["mIoU"] == pytest.approx(100 * (100 + 100 / 3) / n, rel=1e-9)
+    c = record.counts
+    assert (c.ok, c.failed, c.missing) == (200, 50, 3470)
+    assert record.failure_rate == pytest.approx(100 * 3520 / n)
     with pytest.raises(TempbenchError, match="unknown parsing profile"):
         score(pred, "charades", profile="nope", ci=False)
 
@@ -79,8 +78,8 @@ def test_strict_threshold_profile_differs_on_ties(charades, tmp_path):
     with pytest.warns(UserWarning):
         canon = score(pred, "charades", profile="canonical", ci=False)
         strict = score(pred, "charades", profile="xiaomi-time-r1", ci=False)
-    assert canon["metrics"]["R1@0.5"] == pytest.approx(100 / 3720)
-    assert strict["metrics"]["R1@0.5"] == 0.0
+    assert canon.metrics["R1@0.5"] == pytest.approx(100 / 3720)
+    assert strict.metrics["R1@0.5"] == 0.0
 
 
 @pytest.mark.parametrize("content,needle", [
@@ -90,7 +89,7 @@ def test_strict_threshold_profile_differs_on_ties(charades, tmp_path):
     ('{"qid": 0, "windows": [[NaN, 2]]}\n', "line 1, field 'windows[0]'"),
     ('{"qid": 0, "windows": [[1, "x"]]}\n', "not a number"),
     ('{"qid": 0, "output": 5}\n', "field 'output': int instead of a string"),
-    ('[1, 2]\n', "line 1: not a JSON object"),
+    ('[1, 2]\n', "line 1: a int, not a JSON object"),
     ('{"output": "1 to 2"}\n', "field 'qid': missing"),
     ('{"qid": 0, "vid": "ZZZZZ", "output": "1 to 2"}\n', "field 'vid': qid 0 is video 3MSZA"),
 ])
@@ -119,19 +118,23 @@ def test_edge_rows_are_scored_by_policy(charades, tmp_path):
     ]
     pred = write_jsonl(tmp_path / "p.jsonl", rows)
     with pytest.warns(UserWarning):
-        record = score(pred, "charades", ci=False, keep_details=True)
-    c = record["counts"]
-    assert (c["empty_windows"], c["reversed_windows"], c["outside_video"], c["errors"]) == (1, 1, 1, 1)
-    details = {d["qid"]: d for d in record["_details"]}
-    assert details[r1["qid"]]["iou"] == 1.0 and details[r1["qid"]]["status"] == "repaired"
-    assert details[r0["qid"]]["iou"] == 0.0 and details[r3["qid"]]["status"] == "error"
+        record = score(pred, "charades", ci=False)
+    c = record.counts
+    assert (c.empty_windows, c.reversed_windows, c.outside_video, c.errors) == (1, 1, 1, 1)
+    details = {d.qid: d for d in record.details}
+    assert details[r1["qid"]].iou == 1.0 and details[r1["qid"]].status == "repaired"
+    assert details[r0["qid"]].iou == 0.0 and details[r3["qid"]].status == "error"
 
 
 def test_run_json_supplies_task_and_details_file(charades, tmp_path):
+    from tempbench.results import ModelIdentity, RunConfig, read_details
+
     run = tmp_path / "run"
     run.mkdir()
-    (run / "run.json").write_text(json.dumps({"task": "charades", "split": "test", "model": "m",
-                                              "setting": "zero-shot"}))
+    sha = "0" * 64
+    RunConfig(task="charades", split="test", annotation_file="charades_sta_test.txt", annotation_sha256=sha,
+              model=ModelIdentity(spec="m", id="m", backend="baseline"), prompt=None, prompt_sha256=None, video=None,
+              generation=None, setting="zero-shot").write(run / "run.json")
     rows = [{"qid": r["qid"], "output": f"{r['windows'][0][0]} - {r['windows'][0][1]}"} for r in charades]
     pred = write_jsonl(run / "predictions.jsonl", rows)
     out, details = tmp_path / "result.json", tmp_path / "details.jsonl.gz"
@@ -139,13 +142,14 @@ def test_run_json_supplies_task_and_details_file(charades, tmp_path):
     assert result.exit_code == 0, result.output
     record = json.loads(out.read_text())
     assert record["metrics"] == {"R1@0.3": 100.0, "R1@0.5": 100.0, "R1@0.7": 100.0, "mIoU": 100.0}
-    assert record["run"]["model"] == "m" and record["run"]["setting"] == "zero-shot"
+    assert record["run"]["model"]["spec"] == "m" and record["run"]["setting"] == "zero-shot"
     import jsonschema
 
-    from tempbench.annotations import SCHEMA_DIR
-    jsonschema.validate(record, json.loads((SCHEMA_DIR / "result.json").read_text()))
-    rows = [json.loads(line) for line in gzip.open(details, "rt")]
-    assert len(rows) == 3720 and rows[0]["scores"]["R1@0.5"] == 100.0 and rows[0]["span"] == charades[0]["windows"][0]
+    from tempbench.results import load_schema
+    jsonschema.validate(record, load_schema("result"))
+    rows = read_details(details)
+    assert len(rows) == 3720 and rows[0].scores["R1@0.5"] == 100.0 and rows[0].windows == [charades[0]["windows"][0]]
+    assert [json.loads(line) for line in gzip.open(details, "rt")][0]["qid"] == charades[0]["qid"]
 
 
 def test_confidence_intervals_are_seeded_and_bracket(charades, tmp_path):
@@ -158,9 +162,9 @@ def test_confidence_intervals_are_seeded_and_bracket(charades, tmp_path):
     pred = write_jsonl(tmp_path / "p.jsonl", rows)
     a = score(pred, "charades", n_resamples=300, seed=1)
     b = score(pred, "charades", n_resamples=300, seed=1)
-    assert a["ci95"] == b["ci95"]
-    for name, (lo, hi) in a["ci95"].items():
-        assert lo < a["metrics"][name] < hi
+    assert a.ci95 == b.ci95
+    for name, (lo, hi) in a.ci95.items():
+        assert lo < a.metrics[name] < hi
         assert hi - lo < 6
 
 
@@ -183,13 +187,27 @@ def test_compare_paired(charades, tmp_path):
     a = write_jsonl(tmp_path / "a.jsonl", bad)
     b = write_jsonl(tmp_path / "b.jsonl", good)
     result = compare(a, b, "charades", n_resamples=200)
-    row = {r["metric"]: r for r in result["rows"]}["R1@0.5"]
-    assert row["difference"] > 90 and row["p_value"] < 0.01 and row["ci95"][0] > 80
+    row = {r.metric: r for r in result.rows}["R1@0.5"]
+    assert row.difference > 90 and row.p_value < 0.01 and row.ci95[0] > 80
     out = cli("compare", a, b, "--task", "charades", "--resamples", "100")
     assert out.exit_code == 0 and "B - A" in out.output
 
 
-def test_public_record_has_no_private_keys(charades, tmp_path):
+def test_result_json_round_trip_keeps_everything_but_details(charades, tmp_path):
+    from tempbench.results import Result
+
     pred = write_jsonl(tmp_path / "p.jsonl", [{"qid": r["qid"], "output": "0 to 5"} for r in charades])
-    record = score(pred, "charades", ci=False, keep_details=True)
-    assert "_details" in record and "_details" not in public_record(record)
+    record = score(pred, "charades", ci=False)
+    assert len(record.details) == 3720 and "details" not in record.to_json()
+    again = Result.from_json(record.to_json())
+    assert again == record and again.details == ()
+
+
+def test_old_result_schema_is_refused_with_what_to_do(tmp_path):
+    from tempbench.results import Result
+
+    path = tmp_path / "result.json"
+    path.write_text(json.dumps({"schema": "tempbench.result/1", "task": "charades"}))
+    with pytest.raises(TempbenchError, match="another tempbench version") as exc:
+        Result.read(path)
+    assert "score the predictions again" in exc.value.hint

@@ -69,7 +69,7 @@ def test_dump_toml_round_trip():
 @pytest.fixture(scope="module")
 def tiny_path(tmp_path_factory):
     pytest.importorskip("torch")
-    from tempbench.models.tiny import build_tiny_qwen2_5_vl
+    from tempbench.models.qwen.tiny import build_tiny_qwen2_5_vl
 
     return str(build_tiny_qwen2_5_vl(tmp_path_factory.mktemp("tiny") / "model", seed=0))
 

@@ -32,8 +32,8 @@ SMALL_VIDEO = VideoSettings(fps=2.0, min_frames=2, max_frames=8, min_pixels=4 * 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from tempbench.models.hf import HFQwenVL
-    from tempbench.models.tiny import build_tiny_qwen2_5_vl
+    from tempbench.models.qwen.adapter import HFQwenVL
+    from tempbench.models.qwen.tiny import build_tiny_qwen2_5_vl
 
     path = build_tiny_qwen2_5_vl(tmp_path_factory.mktemp("tiny") / "model", seed=0)
     return HFQwenVL(str(path), device="cpu", dtype="float32", video_settings=SMALL_VIDEO)

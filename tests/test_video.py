@@ -249,7 +249,7 @@ def test_prefetch_bad_arguments():
 
 def test_budgeted_resize_of_decoded_clip(videos):
     torch = pytest.importorskip("torch")
-    from tempbench.qwen_video import process_video, resize_clip
+    from tempbench.models.qwen.processor import process_video, resize_clip
 
     s = VideoSettings()
     clip = decode_video(videos["v105"], s)

@@ -388,12 +388,14 @@ def _hl_ap(scores: np.ndarray, valid: np.ndarray, labels: np.ndarray) -> np.ndar
 
 
 def highlight_detection(
-    pred_saliency: Sequence, durations, gt_clip_ids: Sequence, gt_saliency: Sequence
+    pred_saliency: Sequence, durations, gt_clip_ids: Sequence, gt_saliency: Sequence,
+    clip_seconds: float = CLIP_SECONDS,
 ) -> HLDetail:
-    """Per-query HL AP (Q, 3 levels, 3 annotators) and HIT@1 (Q, 3 levels); see `_hl_ap` and the module doc."""
+    """Per-query HL AP (Q, 3 levels, 3 annotators) and HIT@1 (Q, 3 levels); see `_hl_ap` and the module doc.
+    `clip_seconds`: the saliency clip length (QVHighlights: 2 s, from its task card)."""
     q = len(pred_saliency)
     dur = np.asarray(durations, dtype=np.float64)
-    n_clips = np.floor(dur / CLIP_SECONDS).astype(np.int64)  # int(duration / 2) for durations >= 0
+    n_clips = np.floor(dur / clip_seconds).astype(np.int64)  # int(duration / 2) for durations >= 0
     c = max(int(n_clips.max()) if q else 0, 1)
     ids, k = _pad([np.asarray(x, dtype=np.float64) for x in gt_clip_ids], None, -1)
     sal, _ = _pad(gt_saliency, 3, 0.0)
@@ -445,6 +447,7 @@ def evaluate(
     pred_windows: Sequence | None = None,
     pred_saliency: Sequence | None = None,
     extended: bool = False,
+    clip_seconds: float = CLIP_SECONDS,
 ) -> QVHighlightsResult:
     """All official QVHighlights metrics from parsed arrays (one entry per query, same order in every argument).
 
@@ -504,7 +507,7 @@ def evaluate(
     if pred_saliency is not None:
         if gt_clip_ids is None or gt_saliency is None:
             raise ValueError("highlight detection needs gt_clip_ids and gt_saliency")
-        hl = highlight_detection(pred_saliency, durations, gt_clip_ids, gt_saliency)
+        hl = highlight_detection(pred_saliency, durations, gt_clip_ids, gt_saliency, clip_seconds)
         for li, (lvl, _) in enumerate(HL_LEVELS):
             if hl.ap.shape[0]:
                 m_ap = float(np.mean(np.ascontiguousarray(hl.ap[:, li, :])))

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from tempbench.errors import TempbenchError
+from tempbench.results import ModelIdentity
 
 
 @dataclass
@@ -71,8 +72,8 @@ class ModelAdapter(Protocol):
 
     name: str
 
-    def info(self) -> dict:
-        """Provenance: at least `id`, `revision`, `backend`, `dtype`, `generation` (settings dict)."""
+    def identity(self) -> ModelIdentity:
+        """What produces the answers (`tempbench.results.ModelIdentity`): part of the run's identity."""
         ...
 
     def generate(self, batch: list[ModelInput]) -> list[str]:
@@ -96,6 +97,10 @@ def needs_video(adapter: Any) -> bool:
     return bool(getattr(adapter, "needs_video", True))
 
 
-def format_window(start: float, end: float) -> str:
-    """The canonical answer text for a window: `"S to E"` with two decimals (the TempSamp-R1 / TimeZero format)."""
-    return f"{start:.2f} to {end:.2f}"
+def zoo_info(adapter: Any) -> dict:
+    """The zoo entry an adapter was loaded from, as provenance (`ModelIdentity.info`)."""
+    entry = getattr(adapter, "zoo_entry", None)
+    if entry is None:
+        return {}
+    return {"zoo": {"alias": entry.alias, "hub_id": entry.hub_id, "verified": entry.verified,
+                    "reason": entry.reason, "recommended_prompt": entry.prompt}}

@@ -20,7 +20,9 @@ import json
 import numpy as np
 
 from tempbench.errors import TempbenchError
-from tempbench.models.base import ModelInput, format_window
+from tempbench.models.base import ModelInput
+from tempbench.parsing import format_span
+from tempbench.results import ModelIdentity
 
 
 def _duration(record: dict, where: str) -> float:
@@ -50,6 +52,7 @@ class _Baseline:
     backend = "baseline"
     needs_video = False
     kind = ""
+    seed: int | None = None
 
     def __init__(self, train_records: list[dict] | None = None):
         self.n_train = len(train_records) if train_records else 0
@@ -83,13 +86,14 @@ class _Baseline:
             elif "duration" not in rec and item.clip is not None:
                 rec["duration"] = item.clip.duration
             s, e = self.window(rec)
-            out.append(format_window(s, e))
+            out.append(format_span(s, e))
         return out
 
-    def info(self) -> dict:
-        return {"id": self.name, "name": self.name, "revision": None, "backend": self.backend, "dtype": None,
-                "generation": None, "params": self.params(), "train_records": self.n_train,
-                "train_sha256": self.train_sha256}
+    def identity(self) -> ModelIdentity:
+        """A baseline is known by its kind, seed and the sha256 of the train annotations it was fitted on."""
+        return ModelIdentity(spec=self.name, id=self.name, backend=self.backend,
+                             options={"kind": self.kind, "seed": self.seed, "train_sha256": self.train_sha256},
+                             info={"params": self.params(), "train_records": self.n_train})
 
     def params(self) -> dict:
         return {}

@@ -1,430 +1,21 @@
-"""Hugging Face transformers backend: Qwen2-VL / Qwen2.5-VL (exact path) and other chat VLMs (best-effort path).
+"""Hugging Face transformers: other chat VLMs (the generic, best-effort path) and the loader that picks the adapter.
 
-Qwen2-VL family (model_type `qwen2_vl`, `qwen2_5_vl`): the tokenizer and model are loaded directly, not through
-`AutoProcessor` (which, in transformers 5 without torchvision, silently returns only a tokenizer). Per query:
-
-1. chat = one user message [video, text], no system message (the checkpoint's chat template adds its default one,
-   as in the published evaluations), `add_generation_prompt=True`;
-2. the clip's frames go through `tempbench.qwen_video.process_video` (torch-only port of the Qwen2-VL video
-   processor) giving `pixel_values_videos`, `video_grid_thw` and `second_per_grid_ts` (= temporal_patch_size / the
-   SAMPLED fps; Qwen2.5-VL's M-RoPE spaces temporal position ids by `tokens_per_second * second_per_grid_ts`);
-3. the one `<|video_pad|>` of the chat is expanded to `t*h*w / merge_size**2` tokens;
-4. `mm_token_type_ids` (0 text, 1 image, 2 video) is passed: transformers 5.x computes 3-D position ids only when
-   it is given, and silently falls back to 1-D positions otherwise; the 3-D position ids follow the models'
-   release definition (`tempbench.models.qwen_rope`), not the installed transformers version's variant;
-5. batches are LEFT padded; decoding follows `GenerationSettings` exactly (greedy by default), not the checkpoint's
-   own sampling defaults.
-
-Other chat VLMs (`AutoModelForImageTextToText` + `AutoProcessor`) are supported best-effort: frames are handed to the
-processor as a video, and the processor's own sampling/fps conventions apply. Check their outputs before trusting
-scores.
+Qwen2-VL / Qwen2.5-VL checkpoints go to the exact path (`tempbench.models.qwen.adapter.HFQwenVL`). Other chat VLMs
+(`AutoModelForImageTextToText` + `AutoProcessor`) are supported best-effort: frames are handed to the processor as
+a video, and the processor's own sampling/fps conventions apply. Check their outputs before trusting scores.
 """
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import json
 import os
-import re
-from collections.abc import Callable
-from dataclasses import asdict, is_dataclass
-from pathlib import Path
 from typing import Any
 
 from tempbench.errors import TempbenchError
-from tempbench.models.base import GenerationSettings, ModelInput
+from tempbench.models.base import GenerationSettings, ModelInput, zoo_info
+from tempbench.models.checkpoint import hub_revision, read_model_type, resolve_model_path, weights_fingerprint
+from tempbench.results import ModelIdentity
 
-QWEN_VL_TYPES = ("qwen2_vl", "qwen2_5_vl")
-_COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # no fork warnings from the runner's prefetch
-
-
-def resolve_model_path(model: str, revision: str | None = None, allow_download: bool = False) -> Path:
-    """A local folder as is; otherwise a Hugging Face hub id resolved to its snapshot folder in the local cache.
-
-    With `allow_download=False` (default) nothing is fetched: the model must already be in the HF cache.
-    """
-    p = Path(model).expanduser()
-    if p.is_dir():
-        if not (p / "config.json").is_file():
-            raise TempbenchError(f"{p}: not a model folder (no config.json)", hint="point --model at a HF model folder")
-        return p.resolve()
-    if model.startswith((".", "/", "~")) or model.count("/") != 1:
-        raise TempbenchError(
-            f"model {model!r} is neither a local folder nor a Hugging Face hub id (owner/name)",
-            hint="see `tempbench models` for the zoo aliases",
-        )
-    try:
-        from huggingface_hub import snapshot_download
-    except ImportError as e:  # pragma: no cover - huggingface_hub ships with transformers
-        raise TempbenchError("huggingface_hub is not installed", hint="pip install 'tempbench[hf]'") from e
-    try:
-        return Path(snapshot_download(model, revision=revision, local_files_only=not allow_download))
-    except Exception as e:
-        hint = (
-            f"download it first (`hf download {model}`) or pass allow_download=True / --download"
-            if not allow_download
-            else "check the hub id, your network and HF_TOKEN"
-        )
-        raise TempbenchError(f"model {model!r} is not available locally: {type(e).__name__}: {e}", hint=hint) from e
-
-
-def model_revision(path: Path) -> str:
-    """The hub commit hash when `path` is a hub-cache snapshot (`.../snapshots/<sha>/`); else `sha256:<hex>` over
-    config.json and the weight files' names, sizes and safetensors headers (full bytes for files under 256 MiB)."""
-    if _COMMIT_RE.match(path.name) and path.parent.name == "snapshots":
-        return path.name
-    h = hashlib.sha256()
-    h.update((path / "config.json").read_bytes())
-    for f in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")) + sorted(path.glob("*.index.json")):
-        size = f.stat().st_size
-        h.update(f"{f.name}:{size}\n".encode())
-        with open(f, "rb") as fh:
-            if size < (256 << 20):
-                h.update(fh.read())
-            elif f.suffix == ".safetensors":
-                n = int.from_bytes(fh.read(8), "little")
-                h.update(fh.read(min(n, 100 << 20)))
-    return "sha256:" + h.hexdigest()
-
-
-def _settings_dict(settings: Any) -> Any:
-    if settings is None:
-        return None
-    if is_dataclass(settings):
-        return asdict(settings)
-    if hasattr(settings, "to_dict"):
-        return settings.to_dict()
-    return dict(settings) if isinstance(settings, dict) else repr(settings)
-
-
-def _default_video_processor(settings: Any, path: Path, vision_config: Any) -> Callable[[Any], dict]:
-    """`tempbench.qwen_video.process_video` with the checkpoint's patch sizes and normalisation constants."""
-    try:
-        from tempbench.qwen_video import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, process_video
-        from tempbench.video import VideoSettings
-    except ImportError as e:  # pragma: no cover
-        raise TempbenchError("tempbench.qwen_video is not available", hint="install tempbench with [hf]") from e
-
-    if settings is None:
-        settings = VideoSettings()
-    mean, std = OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
-    pre = path / "preprocessor_config.json"
-    if pre.is_file():
-        try:
-            d = json.loads(pre.read_text())
-            mean, std = tuple(d.get("image_mean", mean)), tuple(d.get("image_std", std))
-        except ValueError as e:
-            raise TempbenchError(f"{pre}: invalid JSON ({e})") from e
-    kw = dict(
-        patch_size=int(getattr(vision_config, "patch_size", 14)),
-        temporal_patch_size=int(getattr(vision_config, "temporal_patch_size", 2)),
-        merge_size=int(getattr(vision_config, "spatial_merge_size", 2)),
-        image_mean=mean,
-        image_std=std,
-    )
-
-    return functools.partial(process_video, settings=settings, **kw)  # picklable: runs in prefetch processes
-
-
-def _zoo_info(adapter) -> dict:
-    entry = getattr(adapter, "zoo_entry", None)
-    if entry is None:
-        return {}
-    return {"zoo": {"alias": entry.alias, "hub_id": entry.hub_id, "verified": entry.verified,
-                    "reason": entry.reason, "recommended_prompt": entry.prompt}}
-
-
-def _load_chat_template(path: Path, tokenizer) -> str:
-    """The checkpoint's chat template: the tokenizer's, else chat_template.jinja/.json, else the Qwen-VL format."""
-    if getattr(tokenizer, "chat_template", None):
-        return tokenizer.chat_template
-    if (path / "chat_template.jinja").is_file():
-        return (path / "chat_template.jinja").read_text()
-    if (path / "chat_template.json").is_file():
-        return json.loads((path / "chat_template.json").read_text())["chat_template"]
-    from tempbench.models.tiny import QWEN_VL_CHAT_TEMPLATE
-
-    return QWEN_VL_CHAT_TEMPLATE
-
-
-class HFQwenVL:
-    """Qwen2-VL / Qwen2.5-VL through transformers (see module docstring)."""
-
-    backend = "transformers"
-    needs_video = True
-
-    def __init__(
-        self,
-        model: str,
-        *,
-        revision: str | None = None,
-        allow_download: bool = False,
-        device: str | None = None,
-        dtype: str | None = None,
-        attn_implementation: str = "sdpa",
-        generation: GenerationSettings | None = None,
-        video_settings: Any = None,
-        video_processor: Callable[[Any], dict] | None = None,
-        name: str | None = None,
-        rope_index: str = "reference",
-    ):
-        import torch
-        from transformers import AutoConfig, AutoTokenizer
-
-        path = resolve_model_path(model, revision, allow_download)
-        config = AutoConfig.from_pretrained(path)
-        if config.model_type not in QWEN_VL_TYPES:
-            raise TempbenchError(
-                f"{path}: model_type {config.model_type!r} is not Qwen2-VL / Qwen2.5-VL",
-                hint="use HFGenericVLM (best-effort) for other chat VLMs",
-            )
-        if device is None:
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        dev = torch.device(device)
-        torch_dtype = getattr(torch, dtype or ("bfloat16" if dev.type == "cuda" else "float32"))
-        if config.model_type == "qwen2_5_vl":
-            from transformers import Qwen2_5_VLForConditionalGeneration as cls
-        else:
-            from transformers import Qwen2VLForConditionalGeneration as cls
-        net = cls.from_pretrained(path, dtype=torch_dtype, attn_implementation=attn_implementation)
-        net.to(dev).eval()
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        self._setup(net, tokenizer, model_id=model, path=path, revision=model_revision(path), name=name,
-                    generation=generation, video_settings=video_settings, video_processor=video_processor,
-                    rope_index=rope_index, attn_implementation=attn_implementation,
-                    chat_template=_load_chat_template(path, tokenizer))
-
-    @classmethod
-    def from_loaded(cls, model, tokenizer, *, name: str = "in-memory", revision: str | None = None,
-                    generation: GenerationSettings | None = None, video_settings: Any = None,
-                    video_processor: Callable[[Any], dict] | None = None, rope_index: str = "reference",
-                    chat_template: str | None = None) -> HFQwenVL:
-        """An adapter around an already loaded model + tokenizer (e.g. a policy during training, or a
-        random-weight model built from `qwen2_5_vl_7b_config()` for speed measurements). The model's device and
-        dtype are used as they are."""
-        if model.config.model_type not in QWEN_VL_TYPES:
-            raise TempbenchError(f"model_type {model.config.model_type!r} is not Qwen2-VL / Qwen2.5-VL")
-        self = cls.__new__(cls)
-        name_or_path = getattr(model.config, "_name_or_path", "") or name
-        path = Path(name_or_path) if name_or_path and Path(name_or_path).is_dir() else None
-        if chat_template is None:
-            chat_template = _load_chat_template(path or Path("/nonexistent"), tokenizer)
-        self._setup(model, tokenizer, model_id=name, path=path, revision=revision, name=name, generation=generation,
-                    video_settings=video_settings, video_processor=video_processor, rope_index=rope_index,
-                    attn_implementation=getattr(model.config, "_attn_implementation", None),
-                    chat_template=chat_template)
-        return self
-
-    def _setup(self, model, tokenizer, *, model_id, path, revision, name, generation, video_settings,
-               video_processor, rope_index, attn_implementation, chat_template) -> None:
-        import torch
-        import transformers
-
-        config = model.config
-        self.model_id = model_id
-        self.path = path
-        self.revision = revision
-        self.name = name or model_id
-        self.generation = generation or GenerationSettings()
-        if video_settings is None:
-            from tempbench.video import VideoSettings
-
-            video_settings = VideoSettings()
-        self.video_settings = video_settings
-        self._video_processor = video_processor or _default_video_processor(
-            video_settings, path or Path("/nonexistent"), getattr(config, "vision_config", None)
-        )
-        #: clip -> model video inputs; picklable when it is the default, so the runner can run it in worker processes
-        self.video_preprocessor = self._video_processor
-        self.model_type = config.model_type
-        self.model = model
-        param = next(model.parameters())
-        self.device = param.device
-        self.dtype = param.dtype
-        self.attn_implementation = attn_implementation
-        if rope_index not in ("reference", "transformers"):
-            raise TempbenchError(f"rope_index must be 'reference' or 'transformers', got {rope_index!r}")
-        self.rope_index = rope_index
-        if rope_index == "reference":
-            from tempbench.models.qwen_rope import install_reference_rope_index
-
-            install_reference_rope_index(model)
-        from tempbench.models.vision_attention import install_grouped_vision_attention
-
-        # one batched SDPA call per distinct block length instead of one per block (same numbers, far fewer kernels)
-        self.vision_attention = "grouped" if install_grouped_vision_attention(model) else "stock"
-
-        self.tokenizer = tokenizer
-        self.tokenizer.padding_side = "left"
-        self.chat_template = chat_template
-        tok = self.tokenizer
-        self.video_token = "<|video_pad|>"
-        self.video_token_id = int(config.video_token_id)
-        self.image_token_id = int(config.image_token_id)
-        if tok.convert_tokens_to_ids(self.video_token) != self.video_token_id:
-            raise TempbenchError(
-                f"{path}: tokenizer id of {self.video_token} ({tok.convert_tokens_to_ids(self.video_token)}) "
-                f"differs from config.video_token_id ({self.video_token_id})",
-                hint="tokenizer and model come from different checkpoints",
-            )
-        vc = config.vision_config
-        self.merge_size = int(vc.spatial_merge_size)
-        self.temporal_patch_size = int(getattr(vc, "temporal_patch_size", 2))
-        gc = getattr(model, "generation_config", None)
-        eos = getattr(gc, "eos_token_id", None) if gc is not None else None
-        if eos is None:
-            eos = [tok.convert_tokens_to_ids("<|im_end|>"), tok.convert_tokens_to_ids("<|endoftext|>")]
-        self.eos_token_id = eos if isinstance(eos, list) else [eos]
-        pad = tok.pad_token_id
-        if pad is None:
-            pad = getattr(gc, "pad_token_id", None)
-        if pad is None:
-            pad = tok.convert_tokens_to_ids("<|endoftext|>")
-        self.pad_token_id = int(pad)
-        self._versions = {"transformers": transformers.__version__, "torch": torch.__version__}
-
-    def prepare_video(self, clip) -> dict:
-        """Resize, normalise and patchify a decoded clip (CPU work the runner does in its prefetch workers);
-        `build_inputs` accepts the returned dict in place of the clip."""
-        return self._video_processor(clip)
-
-    # -- prompt building -------------------------------------------------------------------------------------
-    def chat_text(self, prompt: str, with_video: bool) -> str:
-        """The chat-formatted text for one query, with a single `<|video_pad|>` placeholder when `with_video`."""
-        content = ([{"type": "video"}] if with_video else []) + [{"type": "text", "text": prompt}]
-        return self.tokenizer.apply_chat_template(
-            [{"role": "user", "content": content}],
-            chat_template=self.chat_template,
-            tokenize=False,
-            add_generation_prompt=True,
-        )
-
-    def build_inputs(self, batch: list[ModelInput]) -> dict:
-        """Model inputs for a batch: left-padded ids, attention mask, mm_token_type_ids and the video tensors."""
-        import torch
-
-        rows: list[list[int]] = []
-        pixel_values, grids, seconds = [], [], []
-        for item in batch:
-            text = self.chat_text(item.prompt, item.clip is not None)
-            if item.clip is not None:
-                if text.count(self.video_token) != 1:
-                    raise TempbenchError(
-                        f"qid {item.qid}: the chat template produced {text.count(self.video_token)} "
-                        f"{self.video_token} placeholders (expected 1)",
-                        hint="the prompt must not contain vision tokens",
-                    )
-                v = item.clip if isinstance(item.clip, dict) else self._video_processor(item.clip)
-                grid = torch.as_tensor(v["video_grid_thw"]).reshape(-1, 3).long()
-                if grid.shape[0] != 1:
-                    raise TempbenchError(f"qid {item.qid}: expected one video, got grid {grid.tolist()}")
-                n = int(grid.prod()) // self.merge_size**2
-                text = text.replace(self.video_token, self.video_token * n)
-                pixel_values.append(torch.as_tensor(v["pixel_values_videos"]))
-                grids.append(grid)
-                sp = v.get("second_per_grid_ts")
-                if sp is None:
-                    sp = [self.temporal_patch_size / float(item.clip.fps)]
-                seconds.append(torch.as_tensor(sp, dtype=torch.float32).reshape(-1))
-            ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-            if item.clip is not None:
-                got = sum(1 for t in ids if t == self.video_token_id)
-                if got != n:
-                    raise TempbenchError(
-                        f"qid {item.qid}: {got} video tokens after tokenisation, grid needs {n}",
-                        hint="the tokenizer splits <|video_pad|>; check the checkpoint's tokenizer files",
-                    )
-            rows.append(ids)
-        width = max(len(r) for r in rows)
-        input_ids = torch.full((len(rows), width), self.pad_token_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, r in enumerate(rows):
-            input_ids[i, width - len(r) :] = torch.tensor(r, dtype=torch.long)
-            attention_mask[i, width - len(r) :] = 1
-        mm = torch.zeros_like(input_ids, dtype=torch.int32)
-        mm[(input_ids == self.image_token_id) & (attention_mask == 1)] = 1
-        mm[(input_ids == self.video_token_id) & (attention_mask == 1)] = 2
-        out = {"input_ids": input_ids, "attention_mask": attention_mask, "mm_token_type_ids": mm}
-        if pixel_values:
-            out["pixel_values_videos"] = torch.cat(pixel_values, 0)
-            out["video_grid_thw"] = torch.cat(grids, 0)
-            if self.model_type == "qwen2_5_vl":
-                out["second_per_grid_ts"] = torch.cat(seconds, 0)
-        return out
-
-    def _generation_config(self):
-        from transformers import GenerationConfig
-
-        g = self.generation
-        kw = dict(
-            max_new_tokens=int(g.max_new_tokens),
-            do_sample=bool(g.do_sample),
-            repetition_penalty=float(g.repetition_penalty),
-            eos_token_id=self.eos_token_id,
-            pad_token_id=self.pad_token_id,
-        )
-        if g.min_new_tokens:
-            kw["min_new_tokens"] = int(g.min_new_tokens)
-        if g.do_sample:
-            kw.update(temperature=float(g.temperature), top_p=float(g.top_p), top_k=0)
-        else:
-            kw.update(temperature=None, top_p=None, top_k=None)
-        return GenerationConfig(**kw)
-
-    # -- protocol ----------------------------------------------------------------------------------------------
-    def generate(self, batch: list[ModelInput]) -> list[str]:
-        import torch
-
-        if not batch:
-            return []
-        inputs = self.build_inputs(batch)
-        dev = self.device
-        for k, v in inputs.items():
-            v = v.to(dev)
-            if k == "pixel_values_videos":
-                v = v.to(self.dtype)
-            inputs[k] = v
-        if self.generation.do_sample and self.generation.seed is not None:
-            torch.manual_seed(int(self.generation.seed))
-        with torch.inference_mode():
-            out = self.model.generate(**inputs, generation_config=self._generation_config())
-        new = out[:, inputs["input_ids"].shape[1] :]
-        return [s.strip() for s in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
-
-    def info(self) -> dict:
-        return {
-            "id": self.model_id,
-            "name": self.name,
-            "path": str(self.path) if self.path else None,
-            "revision": self.revision,
-            "backend": self.backend,
-            "model_type": self.model_type,
-            "dtype": str(self.dtype).replace("torch.", ""),
-            "device": str(self.device),
-            "attn_implementation": self.attn_implementation,
-            "rope_index": self.rope_index,
-            "vision_attention": getattr(self, "vision_attention", "stock"),
-            "generation": self.generation.to_dict(),
-            "video": _settings_dict(self.video_settings),
-            "chat_template_sha256": hashlib.sha256(self.chat_template.encode()).hexdigest(),
-            "versions": dict(self._versions),
-            **_zoo_info(self),
-        }
-
-    def close(self) -> None:
-        model = getattr(self, "model", None)
-        if model is None:
-            return
-        self.model = None
-        try:
-            import torch
-
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-        except Exception:  # pragma: no cover
-            pass
 
 
 class HFGenericVLM:
@@ -458,7 +49,8 @@ class HFGenericVLM:
 
         self.model_id = model
         self.path = resolve_model_path(model, revision, allow_download)
-        self.revision = model_revision(self.path)
+        self.revision = hub_revision(self.path)
+        self.weights = weights_fingerprint(self.path)
         self.name = name or model
         self.generation = generation or GenerationSettings()
         self.video_settings = video_settings
@@ -523,38 +115,29 @@ class HFGenericVLM:
         new = out[:, inputs["input_ids"].shape[1] :]
         return [s.strip() for s in self.processor.batch_decode(new, skip_special_tokens=True)]
 
-    def info(self) -> dict:
-        return {
-            "id": self.model_id,
-            "name": self.name,
-            "path": str(self.path),
-            "revision": self.revision,
-            "backend": self.backend,
-            "dtype": str(self.dtype).replace("torch.", ""),
-            "device": str(self.device),
-            "attn_implementation": self.attn_implementation,
-            "generation": self.generation.to_dict(),
-            "video": _settings_dict(self.video_settings),
-            "versions": dict(self._versions),
-            "best_effort": True,
-            **_zoo_info(self),
-        }
+    def identity(self) -> ModelIdentity:
+        return ModelIdentity(
+            spec=self.model_id, id=str(self.path), backend=self.backend, revision=self.revision, weights=self.weights,
+            model_type=getattr(self.model.config, "model_type", None) if self.model is not None else None,
+            dtype=str(self.dtype).replace("torch.", ""), attn_implementation=self.attn_implementation,
+            info={"name": self.name, "device": str(self.device), "versions": dict(self._versions),
+                  "best_effort": True, **zoo_info(self)},
+        )
 
     def close(self) -> None:
         self.model = None
 
 
-def load_hf_model(model: str, **options) -> HFQwenVL | HFGenericVLM:
+def load_hf_model(model: str, **options):
     """The right transformers adapter for a folder or hub id: Qwen2-VL family -> `HFQwenVL`, else `HFGenericVLM`."""
+    from tempbench.models.qwen.adapter import QWEN_VL_TYPES, HFQwenVL
+
     path = resolve_model_path(model, options.get("revision"), options.get("allow_download", False))
-    try:
-        model_type = json.loads((path / "config.json").read_text()).get("model_type")
-    except (OSError, ValueError) as e:
-        raise TempbenchError(f"{path / 'config.json'}: unreadable ({e})") from e
-    if model_type in QWEN_VL_TYPES:
+    if read_model_type(path) in QWEN_VL_TYPES:
         return HFQwenVL(model, **options)
     options.pop("video_processor", None)
+    options.pop("rope_index", None)
     return HFGenericVLM(model, **options)
 
 
-__all__ = ["HFQwenVL", "HFGenericVLM", "load_hf_model", "resolve_model_path", "model_revision"]
+__all__ = ["HFGenericVLM", "load_hf_model"]

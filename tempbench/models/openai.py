@@ -34,8 +34,22 @@ from typing import Any
 
 from tempbench.errors import TempbenchError
 from tempbench.models.base import GenerationSettings, ModelInput
+from tempbench.results import ModelIdentity
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+def public_url(url: str) -> str:
+    """`url` without credentials (`http://user:KEY@host/v1` -> `http://host/v1`): what may be written anywhere."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
 
 
 def encode_png(frame) -> bytes:
@@ -261,23 +275,19 @@ class OpenAIChat:
             self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="tempbench-openai")
         return list(self._pool.map(self._one, batch))
 
-    def info(self) -> dict:
-        return {
-            "id": self.model,
-            "name": self.name,
-            "revision": self._served_model and f"served:{self._served_model}",
-            "backend": self.backend,
-            "dtype": "server",
-            "api_base": self.api_base,
-            "mode": self.mode,
-            "image_format": self.image_format if self.mode == "frames" else None,
-            "generation": self.generation.to_dict(),
-            "concurrency": self.concurrency,
-            "timeout_s": self.timeout,
-            "max_retries": self.max_retries,
-            "system_fingerprints": sorted(self._fingerprints),
-            "stats": dict(self.stats),
-        }
+    def identity(self) -> ModelIdentity:
+        """The served model (known once an answer names it) and the options that change answers (how frames are
+        sent, extra request fields); the server address and request counts are recorded, not compared."""
+        options = {"mode": self.mode, "extra_body": self.extra_body}
+        if self.mode == "frames":
+            options.update(image_format=self.image_format, jpeg_quality=self.jpeg_quality)
+        return ModelIdentity(
+            spec=f"openai:{self.model}", id=f"openai:{self.model}", backend=self.backend,
+            served_model=self._served_model, options=options,
+            info={"name": self.name, "api_base": public_url(self.api_base), "concurrency": self.concurrency,
+                  "timeout_s": self.timeout, "max_retries": self.max_retries,
+                  "system_fingerprints": sorted(self._fingerprints), "stats": dict(self.stats)},
+        )
 
     def close(self) -> None:
         if self._pool is not None:

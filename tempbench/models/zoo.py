@@ -53,7 +53,7 @@ ZOO: list[ZooEntry] = [
             "qvhighlights": {"HD-mAP": 19.7, "HIT@1": 34.1, "source": TEMPSAMP_CITE + " (zero-shot)"},
         },
         verified=True,
-        verified_from="Qwen's official model (config values checked against tempbench.models.tiny.qwen2_5_vl_7b_config)",
+        verified_from="Qwen's official model (config values checked against tempbench.models.qwen.tiny.qwen2_5_vl_7b_config)",
         aliases=("qwen2.5-vl-7b-instruct", "Qwen2.5-VL-7B-Instruct"),
     ),
     ZooEntry(
@@ -152,7 +152,7 @@ ZOO: list[ZooEntry] = [
         video={"fps": 2.0, "min_pixels": 28 * 28, "max_pixels": 56 * 56, "total_pixels": 16 * 56 * 56},
         setting={"synthetic": "zero-shot"},
         verified=True,
-        verified_from="built by tempbench.models.tiny.build_tiny_qwen2_5_vl (seed 0)",
+        verified_from="built by tempbench.models.qwen.tiny.build_tiny_qwen2_5_vl (seed 0)",
         local_builder="tiny",
         aliases=("tiny",),
     ),
@@ -179,7 +179,7 @@ def get(name: str) -> ZooEntry:
 def resolve_local(entry: ZooEntry) -> str:
     """The model reference to load for an entry: its hub id, or the folder of a locally built model."""
     if entry.local_builder == "tiny":
-        from tempbench.models.tiny import tiny_model_dir
+        from tempbench.models.qwen.tiny import tiny_model_dir
 
         return str(tiny_model_dir(0))
     if entry.hub_id is None:  # pragma: no cover - every entry has one or the other

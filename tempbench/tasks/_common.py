@@ -2,44 +2,24 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from .. import io
 from ..errors import TempbenchError
+
+HINT = "is this the official file? Check it with `sha256sum` against the task card"
 
 
 def format_error(path: Path, line: int | None, field: str | None, problem: str, expected: str) -> TempbenchError:
-    where = f"{path}" + (f", line {line}" if line is not None else "") + (f", field {field!r}" if field else "")
-    return TempbenchError(
-        f"{where}: {problem}",
-        f"expected {expected}; is this the official file? Check it with `sha256sum` against the task card",
-    )
+    return io.file_error(path, problem, f"expected {expected}; {HINT}", line=line, field=field)
 
 
 def read_json(path: Path, expected: str):
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
-    except json.JSONDecodeError as exc:
-        raise format_error(path, exc.lineno, None, f"not valid JSON ({exc.msg})", expected) from None
-    except UnicodeDecodeError:
-        raise format_error(path, None, None, "not UTF-8 text", expected) from None
+    return io.read_json(path, f"{expected}; {HINT}", kind=None)
 
 
 def read_jsonl(path: Path, expected: str) -> list[tuple[int, dict]]:
-    rows = []
-    with open(path, encoding="utf-8", errors="strict") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise format_error(path, lineno, None, f"not valid JSON ({exc.msg})", expected) from None
-            if not isinstance(row, dict):
-                raise format_error(path, lineno, None, "a JSON line that is not an object", expected)
-            rows.append((lineno, row))
-    return rows
+    return io.read_jsonl(path, f"{expected}; {HINT}")
 
 
 def as_number(value, path: Path, line: int | None, field: str, expected: str) -> float:

@@ -27,11 +27,3 @@ def generate(out_dir: Path, split: str) -> dict:
 
     info = SPLITS[split]
     return generate_synthetic(out_dir, n_videos=info["videos"], seed=info["seed"])
-
-
-def spec():
-    from . import TaskSpec
-
-    c = card()
-    return TaskSpec(name=NAME, title=c["title"], kind=c["kind"], splits=tuple(SPLITS), card=c,
-                    convert=lambda files, split: [], builtin=True)

@@ -138,7 +138,7 @@ class Trainer:
             weights_dtype = "bfloat16" if self.bf16 and (ds_path or mo["lora"]) else "float32"
         self.weights_dtype = weights_dtype
 
-        from tempbench.models.hf import HFQwenVL
+        from tempbench.models.qwen.adapter import HFQwenVL
         from tempbench.video import VideoSettings
 
         self.video_settings = VideoSettings.from_dict(dict(cfg["video"]))
@@ -218,7 +218,7 @@ class Trainer:
 
         import deepspeed
 
-        from tempbench.models.hf import HFQwenVL
+        from tempbench.models.qwen.adapter import HFQwenVL
 
         mo = self.cfg["model_opts"]
         ref = HFQwenVL(self.cfg["model"], device=str(self.accelerator.device), dtype=self.weights_dtype,

@@ -36,8 +36,10 @@ def gt_answer_text(record: dict, kind: str = "grounding", cot: bool = False, thi
         sal = record.get("saliency") or {}
         body = highlight_answer_text(sal.get("clip_ids", []), sal.get("scores", []))
     else:
+        from tempbench.parsing import format_span
+
         s, e = record["windows"][0][:2]
-        body = f"{float(s):.2f} to {float(e):.2f}"
+        body = format_span(float(s), float(e))
     answer = f"<answer> {body} </answer>"
     return f"<think>{think}</think>{answer}" if cot else answer
 

@@ -24,8 +24,8 @@ What it reproduces, and from where (facts read from the public sources, code wri
   row flattened (C, tp, ps, ps) -> ``pixel_values_videos`` of shape (t*h*w, C*tp*ps*ps).
 * ``second_per_grid_ts = temporal_patch_size / sampled_fps`` (transformers ``Qwen2_5_VLProcessor``).
 
-The sampling helpers are pure numpy/python so that :mod:`tempbench.video` can use them without torch;
-torch is imported inside the functions that need it.
+Frame sampling (``smart_nframes``, ``sample_frame_indices``, ``sampled_fps``) lives in :mod:`tempbench.video`,
+which decodes; this module resizes, normalises and patchifies. torch is imported inside the functions that need it.
 """
 
 from __future__ import annotations
@@ -36,28 +36,22 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tempbench.video import (
+    RESIZE_MODES,
+    Clip,
+    VideoSettings,
+    ceil_by_factor,
+    floor_by_factor,
+    round_by_factor,
+)
+
 if TYPE_CHECKING:  # pragma: no cover
     import torch
-
-    from tempbench.video import Clip, VideoSettings
 
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 RESCALE_FACTOR = 1 / 255
 MAX_RATIO = 200
-
-
-def round_by_factor(number: float, factor: int) -> int:
-    """Closest multiple of ``factor`` (Python's round: half to even)."""
-    return round(number / factor) * factor
-
-
-def ceil_by_factor(number: float, factor: int) -> int:
-    return math.ceil(number / factor) * factor
-
-
-def floor_by_factor(number: float, factor: int) -> int:
-    return math.floor(number / factor) * factor
 
 
 def smart_resize(height: int, width: int, factor: int = 28, min_pixels: float = 4 * 28 * 28,
@@ -88,62 +82,6 @@ def smart_resize(height: int, width: int, factor: int = 28, min_pixels: float = 
     return h_bar, w_bar
 
 
-def smart_nframes(total_frames: int, video_fps: float, fps: float = 2.0, min_frames: int = 4,
-                  max_frames: int = 768, frame_factor: int = 2) -> int:
-    """Number of frames to sample, as qwen-vl-utils ``smart_nframes`` (fps mode).
-
-    ``n = total / video_fps * fps`` clamped to ``[ceil_f(min_frames), floor_f(min(max_frames, total))]`` and to
-    ``total``, then floored to a multiple of ``frame_factor``.  One deviation: qwen-vl-utils raises for a video
-    with fewer than ``frame_factor`` frames; here such a video keeps all its frames (the processor pads time).
-    """
-    if total_frames <= 0:
-        raise ValueError("video has no frames")
-    if not video_fps or video_fps <= 0 or not math.isfinite(video_fps):
-        raise ValueError(f"invalid source fps {video_fps!r}")
-    lo = ceil_by_factor(min_frames, frame_factor)
-    hi = floor_by_factor(min(max_frames, total_frames), frame_factor)
-    n = total_frames / video_fps * fps
-    n = min(min(max(n, lo), hi), total_frames)
-    n = floor_by_factor(n, frame_factor)
-    if n < frame_factor:
-        return min(total_frames, frame_factor)
-    return int(n)
-
-
-def _linspace_f32(start: float, end: float, steps: int) -> np.ndarray:
-    """``torch.linspace(start, end, steps)`` (float32, CPU) reproduced in numpy.
-
-    torch's CPU kernel computes ``step = (end - start) / (steps - 1)`` in float32 and fills the first half as
-    ``start + step * i`` and the second half as ``end - step * (steps - 1 - i)``; the x86 builds contract each
-    of these into one fused multiply-add (a single rounding), emulated here exactly in float64.
-    """
-    if steps <= 0:
-        return np.zeros(0, dtype=np.float32)
-    if steps == 1:
-        return np.array([start], dtype=np.float32)
-    f32, f64 = np.float32, np.float64
-    s, e = f32(start), f32(end)
-    step = f64((e - s) / f32(steps - 1))
-    i = np.arange(steps, dtype=np.int64)
-    half = steps // 2
-    out = np.empty(steps, dtype=np.float32)
-    out[:half] = (f64(s) + step * i[:half].astype(np.float32).astype(f64)).astype(np.float32)
-    out[half:] = (f64(e) - step * (steps - 1 - i[half:]).astype(np.float32).astype(f64)).astype(np.float32)
-    return out
-
-
-def sample_frame_indices(total_frames: int, nframes: int) -> np.ndarray:
-    """Indices of the sampled frames: ``torch.linspace(0, total - 1, nframes).round().long()`` (qwen-vl-utils)."""
-    if nframes <= 0 or total_frames <= 0:
-        return np.zeros(0, dtype=np.int64)
-    return np.rint(_linspace_f32(0.0, float(total_frames - 1), nframes)).astype(np.int64)
-
-
-def sampled_fps(nframes: int, total_frames: int, video_fps: float) -> float:
-    """fps of the sampled frames: ``nframes / total_frames * video_fps`` (qwen-vl-utils ``sample_fps``)."""
-    return nframes / max(total_frames, 1e-6) * video_fps
-
-
 def frame_pixel_budget(nframes: int, min_pixels: float, max_pixels: float, total_pixels: float,
                        frame_factor: int = 2) -> float:
     """Per-frame max pixels under a whole-video budget (qwen-vl-utils ``fetch_video``).
@@ -170,7 +108,6 @@ def _as_tchw_uint8(frames: Any) -> torch.Tensor:
     return t.permute(0, 3, 1, 2).contiguous()
 
 
-RESIZE_MODES = ("qwen-vl-utils", "transformers")
 _FLOAT_CHUNK_ELEMENTS = 1 << 26  # float32 elements per chunk of frames on the float resize path (256 MB)
 
 

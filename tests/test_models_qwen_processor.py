@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tempbench import qwen_video as qv
+from tempbench import video as vs
+from tempbench.models.qwen import processor as qv
 from tempbench.video import Clip, VideoSettings
 
 torch = pytest.importorskip("torch", reason="torch is needed for the video processor (extra: hf)")
@@ -76,14 +77,14 @@ def test_smart_resize_properties(h, w, lo, hi_extra):
     ],
 )
 def test_smart_nframes(total, video_fps, expected):
-    assert qv.smart_nframes(total, video_fps, 2.0, 4, 768, 2) == expected
+    assert vs.smart_nframes(total, video_fps, 2.0, 4, 768, 2) == expected
 
 
 def test_smart_nframes_bad_input():
     with pytest.raises(ValueError):
-        qv.smart_nframes(0, 30.0)
+        vs.smart_nframes(0, 30.0)
     with pytest.raises(ValueError):
-        qv.smart_nframes(10, 0.0)
+        vs.smart_nframes(10, 0.0)
 
 
 def test_sample_frame_indices_matches_torch_linspace():
@@ -92,30 +93,30 @@ def test_sample_frame_indices_matches_torch_linspace():
              for n in (2, 3, 4, 6, 16, 31, 32, 100, 255, 256, 767, 768, t // 2, t) if 2 <= n <= t]
     for total, n in cases:
         expected = torch.linspace(0, total - 1, n).round().long().numpy()
-        got = qv.sample_frame_indices(total, n)
+        got = vs.sample_frame_indices(total, n)
         assert np.array_equal(got, expected), (total, n)
-        assert np.array_equal(qv._linspace_f32(0, total - 1, n), torch.linspace(0, total - 1, n).numpy()), (total, n)
-    assert qv.sample_frame_indices(1, 1).tolist() == [0]
-    assert qv.sample_frame_indices(10, 0).tolist() == []
+        assert np.array_equal(vs._linspace_f32(0, total - 1, n), torch.linspace(0, total - 1, n).numpy()), (total, n)
+    assert vs.sample_frame_indices(1, 1).tolist() == [0]
+    assert vs.sample_frame_indices(10, 0).tolist() == []
 
 
 @settings(max_examples=300, deadline=None)
 @given(total=st.integers(1, 200_000), video_fps=st.floats(1.0, 120.0), fps=st.floats(0.1, 8.0),
        min_frames=st.integers(1, 16), max_frames=st.integers(16, 1024))
 def test_sampling_invariants(total, video_fps, fps, min_frames, max_frames):
-    n = qv.smart_nframes(total, video_fps, fps, min_frames, max_frames, 2)
+    n = vs.smart_nframes(total, video_fps, fps, min_frames, max_frames, 2)
     assert 1 <= n <= min(total, max_frames)
     if total >= 2:
         assert n % 2 == 0
         assert n >= min(math.ceil(min_frames / 2) * 2, total // 2 * 2, max_frames // 2 * 2)
-    idx = qv.sample_frame_indices(total, n)
+    idx = vs.sample_frame_indices(total, n)
     assert len(idx) == n and idx[0] == 0 and idx[-1] == (total - 1 if n > 1 else 0)
     assert np.all(np.diff(idx) >= 1)  # strictly increasing: n <= total
-    assert qv.sampled_fps(n, total, video_fps) == pytest.approx(n / (total / video_fps))
+    assert vs.sampled_fps(n, total, video_fps) == pytest.approx(n / (total / video_fps))
 
 
 def test_sampled_fps_and_second_per_grid():
-    assert qv.sampled_fps(26, 105, 8.0) == pytest.approx(26 / 105 * 8)
+    assert vs.sampled_fps(26, 105, 8.0) == pytest.approx(26 / 105 * 8)
     clip = make_clip(t=4, fps=26 / 105 * 8)
     out = qv.process_video(clip, VideoSettings())
     assert out["second_per_grid_ts"] == [pytest.approx(2 / (26 / 105 * 8))]

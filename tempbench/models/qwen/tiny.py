@@ -282,7 +282,7 @@ def build_tiny_qwen2_5_vl(out_dir: str | os.PathLike, seed: int = 0, vocab_size:
         + "\n"
     )
     (out / "TEMPBENCH_TINY.json").write_text(
-        json.dumps({"builder": "tempbench.models.tiny.build_tiny_qwen2_5_vl", "seed": seed, "vocab_size": vocab_size,
+        json.dumps({"builder": "tempbench.models.qwen.tiny.build_tiny_qwen2_5_vl", "seed": seed, "vocab_size": vocab_size,
                     **({"sizes": sizes} if sizes else {})})
         + "\n"
     )
