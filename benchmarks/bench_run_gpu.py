@@ -219,11 +219,11 @@ def main(argv=None):
     run_dir = work / "run"
     shutil.rmtree(run_dir, ignore_errors=True)
     t0 = time.perf_counter()
-    result = tb_run(str(model_dir), "synthetic", "test", out_dir=run_dir, batch_size=args.batch_size,
-                    generation={"max_new_tokens": args.new_tokens, "min_new_tokens": args.new_tokens},
-                    progress=False, score=True)
+    summary = tb_run(str(model_dir), "synthetic", "test", out_dir=run_dir, batch_size=args.batch_size,
+                     generation={"max_new_tokens": args.new_tokens, "min_new_tokens": args.new_tokens},
+                     progress=False, score=True)
     t_run_total = time.perf_counter() - t0
-    tp = result["run"]["throughput"]
+    tp = {"seconds": summary.config.outcome.seconds, "queries_per_s": summary.config.outcome.queries_per_s}
     mem_run = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
 
     n = len(records)
@@ -258,7 +258,7 @@ def main(argv=None):
                        "prefill_only_tempbench_run": (flops_vision + flops_prefill) * tp["queries_per_s"] / peak},
         "peak_bf16_tflops": peak / 1e12, "setup_seconds": {"videos": t_videos, "model": t_model},
         "stage_seconds_per_batch": breakdown,
-        "result_failure_rate": result["failure_rate"], "prompt_tokens_per_query_ratio": q,
+        "result_failure_rate": summary.result.failure_rate, "prompt_tokens_per_query_ratio": q,
     }
     text = json.dumps(out, indent=2)
     print(text)

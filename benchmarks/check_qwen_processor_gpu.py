@@ -69,7 +69,7 @@ def main() -> int:
     from torchvision.transforms import functional as tv1
     from transformers.models.qwen2_vl import video_processing_qwen2_vl as vpq
 
-    from tempbench import video
+    from tempbench import video as tb_video
     from tempbench.models.qwen import processor as qv
     from tempbench.video import Clip, VideoSettings
 
@@ -140,7 +140,7 @@ def main() -> int:
         for n in {2, 4, 16, 31, 32, 100, 255, 256, 767, 768, total // 2, total}:
             if 2 <= n <= total:
                 ref = torch.linspace(0, total - 1, n).round().long().numpy()
-                if not np.array_equal(ref, video.sample_frame_indices(total, n)):
+                if not np.array_equal(ref, tb_video.sample_frame_indices(total, n)):
                     bad.append([total, n])
     print(json.dumps({"linspace_index_mismatches": len(bad), "examples": bad[:5]}))
     ok &= not bad

@@ -128,9 +128,9 @@ def prepare(args) -> dict:
 
 def _record_token_ids(path: Path):
     """Wrap `HFQwenVL.generate` so that the generated ids of every query are appended to `path` (JSONL)."""
-    from tempbench.models import hf
+    from tempbench.models.qwen.adapter import HFQwenVL
 
-    original = hf.HFQwenVL.generate
+    original = HFQwenVL.generate
     fh = open(path, "a", encoding="utf-8")
 
     def generate(self, batch):
@@ -151,7 +151,7 @@ def _record_token_ids(path: Path):
         fh.flush()
         return texts
 
-    hf.HFQwenVL.generate = generate
+    HFQwenVL.generate = generate
     return fh
 
 
@@ -169,13 +169,13 @@ def infer(args) -> dict | None:
     options = {} if torch.cuda.is_available() else {"device": "cpu"}  # the runner picks cuda:LOCAL_RANK otherwise
     video = SMALL_VIDEO if (p["work"] / "SMALL").exists() else None
     t0 = time.perf_counter()
-    result = tb_run(str(p["model"]), "synthetic", "test", out_dir=run_dir, limit=args.limit,
+    summary = tb_run(str(p["model"]), "synthetic", "test", out_dir=run_dir, limit=args.limit,
                     batch_size=args.batch_size, resume=False, video_settings=video,
                     generation={"max_new_tokens": args.new_tokens, "min_new_tokens": args.new_tokens},
                     workers=args.workers, progress=False, score=True, model_options=options)
     wall = time.perf_counter() - t0
     fh.close()
-    if "metrics" not in result:  # a non-zero rank: rank 0 merges and scores
+    if summary.result is None:  # a non-zero rank: rank 0 merges and scores
         _log(f"rank done in {wall:.1f} s")
         return None
     if world > 1:
@@ -183,14 +183,14 @@ def infer(args) -> dict | None:
         for i in range(world):
             rows += (run_dir / f"tokens.rank{i}-of-{world}.jsonl").read_text().splitlines()
         (run_dir / "tokens.jsonl").write_text("".join(line + "\n" for line in rows))
-    tp = json.loads((run_dir / "run.json").read_text())["throughput"]
-    summary = {"world_size": world, "batch_size": args.batch_size, "new_tokens": args.new_tokens,
-               "queries": tp["queries"], "seconds": tp["seconds"], "queries_per_s": tp["queries_per_s"],
-               "wall_s_with_model_load": wall, "failure_rate": result.get("failure_rate"),
-               "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"}
-    _write_json(run_dir / "infer_summary.json", summary)
-    _log(f"infer: {json.dumps(summary)}")
-    return summary
+    outcome = summary.config.outcome
+    out = {"world_size": world, "batch_size": args.batch_size, "new_tokens": args.new_tokens,
+           "queries": outcome.coverage.queries, "seconds": outcome.seconds, "queries_per_s": outcome.queries_per_s,
+           "wall_s_with_model_load": wall, "failure_rate": summary.result.failure_rate,
+           "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"}
+    _write_json(run_dir / "infer_summary.json", out)
+    _log(f"infer: {json.dumps(out)}")
+    return out
 
 
 def _read_jsonl(path: Path) -> dict[int, dict]:

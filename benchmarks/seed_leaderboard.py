@@ -230,7 +230,8 @@ def reported_records() -> list[dict]:
 
 
 def seed_reported(submissions: Path, force: bool = False) -> list[Path]:
-    from tempbench.submissions import validate_submission, write_json
+    from tempbench.io import write_json
+    from tempbench.submissions import validate_submission
 
     written = []
     for rec in reported_records():
@@ -261,17 +262,19 @@ def _ensure_imported(task: str, folder: Path) -> None:
 def _own_metrics(path: Path | None, source: str) -> dict | None:
     if path is None:
         return None
-    from tempbench.submissions import sha256_file
+    from tempbench.io import sha256_file
 
     brief = json.loads(path.read_text(encoding="utf-8"))["brief"]
     return {"source": source, "sha256": sha256_file(path), "metrics": brief}
 
 
-def _score_and_submit(pred: Path, task: str, split: str, name: str, run_info: dict, submissions: Path,
-                      own: dict | None, notes: list[str], force: bool, rel_pred: str) -> Path | None:
+def _score_and_submit(pred: Path, task: str, split: str, name: str, submissions: Path, own: dict | None,
+                      notes: list[str], force: bool, rel_pred: str, setting: str, model_id: str | None = None
+                      ) -> Path | None:
     import warnings
+    from dataclasses import replace
 
-    from tempbench.scoring import score
+    from tempbench.api import score, write_result
     from tempbench.submissions import slugify, submit
 
     entry = submissions / task / split / f"{slugify(name)}.json"
@@ -283,15 +286,11 @@ def _score_and_submit(pred: Path, task: str, split: str, name: str, run_info: di
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         out, details = Path(tmp) / "result.json", Path(tmp) / "details.jsonl.gz"
-        record = score(pred, task=task, split=split, run_info=run_info, details=details)
-        record["provenance"]["predictions_file"] = rel_pred  # not the local absolute path
-        # scoring.py writes null for an absent breakdown/ci, which result.json's schema types as objects
-        # (reported to the lead); drop the null keys so the record validates
-        for key in ("breakdown", "ci"):
-            if record.get(key) is None:
-                record.pop(key, None)
-        out.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-        return submit(out, name=name, submissions_dir=submissions, notes=notes, own_metrics=own)
+        result = score(pred, task=task, split=split)
+        result = result.replace(provenance=replace(result.provenance, predictions_file=rel_pred))  # not local
+        write_result(result, out, details)
+        return submit(out, name=name, submissions_dir=submissions, notes=notes, own_metrics=own, setting=setting,
+                      model_id=model_id)
 
 
 def seed_released(submissions: Path, shared: Path, force: bool = False) -> list[Path]:
@@ -310,10 +309,8 @@ def seed_released(submissions: Path, shared: Path, force: bool = False) -> list[
         notes = [f"Predictions released by the authors: {source} (not copied here; sha256 in the result)."]
         if own is None:
             notes.append("The repository ships no metrics file for these predictions.")
-        run_info = {"model": model_id, "setting": "fine-tuned", "backend": "released predictions",
-                    "source": source}
-        path = _score_and_submit(pred, "qvhighlights", split, name, run_info, submissions, own, notes, force,
-                                 f"shared/data/qvhighlights/preds/{rel}")
+        path = _score_and_submit(pred, "qvhighlights", split, name, submissions, own, notes, force,
+                                 f"shared/data/qvhighlights/preds/{rel}", "fine-tuned", model_id)
         if path:
             written.append(path)
     return written
@@ -345,13 +342,9 @@ def seed_baselines(submissions: Path, shared: Path, force: bool = False) -> list
                 if preds is None:
                     print(f"skip baseline:{kind} on {task}: no predictions.jsonl written", file=sys.stderr)
                     continue
-                run_json = preds.with_name("run.json")
-                run_info = json.loads(run_json.read_text()) if run_json.is_file() else {}
-                run_info.setdefault("model", f"baseline:{kind}")
-                run_info["setting"] = "zero-shot"
-                path = _score_and_submit(preds, task, split, f"baseline:{kind}", run_info, submissions, None,
+                path = _score_and_submit(preds, task, split, f"baseline:{kind}", submissions, None,
                                          ["A trivial baseline: a floor for every other entry."], force,
-                                         f"runs/{task}-{split}/baseline-{kind}/predictions.jsonl")
+                                         f"runs/{task}-{split}/baseline-{kind}/predictions.jsonl", "zero-shot")
                 if path:
                     written.append(path)
     return written

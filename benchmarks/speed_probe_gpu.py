@@ -24,9 +24,9 @@ def main(argv: list[str] | None = None) -> None:
 
     from tempbench.models.base import GenerationSettings, ModelInput
     from tempbench.models.qwen.adapter import HFQwenVL
+    from tempbench.models.qwen.processor import resize_clip
     from tempbench.models.qwen.tiny import qwen2_5_vl_7b_config, tiny_model_dir
     from tempbench.prompts import render
-    from tempbench.models.qwen.processor import resize_clip
     from tempbench.video import Clip, VideoSettings
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

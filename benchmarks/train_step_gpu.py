@@ -49,9 +49,8 @@ def video_inputs(args):
     import torch
 
     from tempbench.models.qwen.processor import target_size
-    from tempbench.video import smart_nframes
     from tempbench.train.rollout import VideoInputs
-    from tempbench.video import VideoSettings
+    from tempbench.video import VideoSettings, smart_nframes
 
     s = VideoSettings()
     src_fps = 24.0

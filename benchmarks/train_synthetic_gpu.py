@@ -218,13 +218,14 @@ def evaluate(model: str, name: str, homes: dict[str, Path], work: Path, args, op
                        video_settings=SMALL_VIDEO if args.small else None, workers=args.workers, progress=False,
                        generation={"max_new_tokens": args.eval_max_new_tokens}, setting="fine-tuned",
                        model_options=options)
-            m = r["metrics"]
-            res[set_name] = {"n": r["n"], **{k: m.get(k) for k in ("R1@0.3", "R1@0.5", "R1@0.7", "mIoU")},
-                             "counts": r.get("counts"), "failure_rate": r.get("failure_rate"),
+            r = r.result
+            m = r.metrics
+            res[set_name] = {"n": r.n, **{k: m.get(k) for k in ("R1@0.3", "R1@0.5", "R1@0.7", "mIoU")},
+                             "counts": r.to_json()["counts"], "failure_rate": r.failure_rate,
                              "seconds": time.perf_counter() - t0}
             first = json.loads((run_dir / "predictions.jsonl").read_text().splitlines()[0])
             log(f"eval {name} on {set_name}: R1@0.5 {m['R1@0.5']:.1f} mIoU {m['mIoU']:.1f} "
-                f"(n {r['n']}, failures {r.get('failure_rate')}%) e.g. {first.get('output', first.get('windows'))!r}")
+                f"(n {r.n}, failures {r.failure_rate}%) e.g. {first.get('output', first.get('windows'))!r}")
     finally:
         if old is None:
             os.environ.pop("TEMPBENCH_HOME", None)

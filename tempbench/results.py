@@ -392,8 +392,9 @@ class Result:
 
     @classmethod
     def read(cls, path: str | Path, details: str | Path | None = None) -> Result:
-        rows = read_details(details) if details is not None else ()
-        return cls.from_json(io.read_json(path, "result.json written by `tempbench score`"), path, rows)
+        data = io.read_json(path, "result.json written by `tempbench score`")
+        result = cls.from_json(data, path)
+        return result if details is None else result.replace(details=read_details(details))
 
 
 def write_details(path: str | Path, details: Iterable[QueryDetail]) -> None:

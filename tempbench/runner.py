@@ -489,7 +489,9 @@ def _predict(adapter, config: RunConfig, todo, mine, pred_path, run_json, *, dir
                              queries_per_s=round(len(todo) / elapsed, 4) if elapsed > 0 and todo else None,
                              model_seconds=round(model_seconds, 3),
                              coverage=VideoCoverage(queries=len(todo), **coverage))
-        state["config"] = state["config"].replace(outcome=outcome)
+        # the adapter's provenance as it stands now (a server's request counts); not part of the identity
+        model = replace(state["config"].model, info=adapter.identity().info)
+        state["config"] = state["config"].replace(outcome=outcome, model=model)
         try:
             _write_config(state["config"], run_json)
         except TempbenchError:

@@ -116,7 +116,7 @@ def test_runner_shards_merge_like_one_process(work):
     assert [r["qid"] for r in b] == list(range(6))
     assert [r["output"] for r in a] == [r["output"] for r in b]
     run = json.loads((two / "run.json").read_text())
-    assert run["world_size"] == 2 and run["throughput"]["queries"] == 6
+    assert run["execution"]["world_size"] == 2 and run["outcome"]["coverage"]["queries"] == 6
     assert json.loads((two / "result.json").read_text())["n"] == 6
     sys.path.insert(0, str(SCRIPT.parent))
     from multi_gpu import compare_infer

@@ -1,7 +1,7 @@
 """Leaderboard builder: ranking, paired tests, outputs, determinism, check_leaderboard.
 
 The helpers at the top (``make_run``, ``make_reported``, ``seed_board``) write small result / details files in the
-exact shape of ``tempbench.result/1`` and are reused by test_submit.py and test_leaderboard_browser.py."""
+exact shape of ``tempbench.result/2`` and are reused by test_submit.py and test_leaderboard_browser.py."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from tempbench.errors import TempbenchError
+from tempbench.io import write_json
 from tempbench.leaderboard import (
     build_leaderboard,
     check_leaderboard,
@@ -25,7 +26,17 @@ from tempbench.leaderboard import (
     render_leaderboard,
     write_outputs,
 )
-from tempbench.submissions import annotation_sha256, load_submissions, submit, write_json
+from tempbench.results import (
+    CIMethod,
+    Counts,
+    ModelIdentity,
+    Provenance,
+    QueryDetail,
+    Result,
+    RunConfig,
+    write_details,
+)
+from tempbench.submissions import annotation_sha256, load_submissions, submit
 from tempbench.tasks import get_task
 
 REPO = Path(__file__).resolve().parents[1]
@@ -64,12 +75,12 @@ def make_run(folder: Path, *, task: str = "charades", split: str | None = None, 
         else:
             ious = np.clip(rng.normal(skill, 0.25, n), 0, 1)
         for q in range(n):
-            rows.append({"qid": q, "vid": f"v{q // 3:05d}", "status": "ok", "windows": [[0.0, 1.0]],
-                         "iou": float(ious[q]), "scores": _grounding_scores(float(ious[q]))})
+            rows.append({"qid": q, "vid": f"v{q // 3:05d}", "status": "ok", "detail": "windows given",
+                         "windows": [[0.0, 1.0]], "iou": float(ious[q]), "scores": _grounding_scores(float(ious[q]))})
     else:
         for q in range(n):
-            rows.append({"qid": 1000 + q, "vid": f"v{q // 3:05d}", "status": "ok",
-                         "scores": _highlight_scores(rng, skill)})
+            rows.append({"qid": 1000 + q, "vid": f"v{q // 3:05d}", "status": "ok", "detail": "windows given",
+                         "windows": [[0.0, 2.0, 1.0]], "scores": _highlight_scores(rng, skill)})
     names = list(rows[0]["scores"])
     metrics = {m: math.fsum(r["scores"][m] for r in rows) / n for m in names}
     ci95 = {m: [max(0.0, v - 1.5), min(100.0, v + 1.5)] for m, v in metrics.items()}
@@ -79,24 +90,23 @@ def make_run(folder: Path, *, task: str = "charades", split: str | None = None, 
                     "full": {"MR-R1": {f"{t:.2f}".rstrip("0"): max(0.0, 80 * skill - 100 * (t - 0.5))
                                        for t in np.arange(0.5, 0.96, 0.05)}}}
     pred_sha = hashlib.sha256((pred_tag or f"{model}-{seed}-{skill}-{task}-{split}").encode()).hexdigest()
-    result = {
-        "schema": "tempbench.result/1", "task": spec.name, "split": split, "kind": spec.kind, "profile": profile,
-        "n": n, "split_size": size, "partial": n < size,
-        "counts": {"predictions": n, "ok": n, "repaired": 0, "failed": 0, "errors": 0, "missing": 0},
-        "failure_rate": 0.0, "metrics": metrics, "ci95": ci95, "official": official,
-        "ci": {"method": "bootstrap", "resamples": 1000, "seed": 0, "cluster": "vid"},
-        "provenance": {"tempbench_version": "0.1.0", "git_revision": "0" * 40,
-                       "annotation_file": spec.card["splits"][split]["primary"],
-                       "annotation_sha256": annotation_sha256(spec, split),
-                       "predictions_file": "predictions.jsonl", "predictions_sha256": pred_sha, "created": created},
-        "run": {"model": model, "prompt": "plain"},
-    }
-    if setting is not None:
-        result["run"]["setting"] = setting
+    run = RunConfig(task=spec.name, split=split, annotation_file=spec.card["splits"][split]["primary"],
+                    annotation_sha256=annotation_sha256(spec, split),
+                    model=ModelIdentity(spec=model, id=model, backend="transformers"), prompt="tempsamp-r1-plain",
+                    prompt_sha256="0" * 64, video=None, generation=None, setting=setting or "zero-shot")
+    result = Result(
+        task=spec.name, split=split, kind=spec.kind, profile=profile, n=n, split_size=size, partial=n < size,
+        counts=Counts(predictions=n, ok=n), failure_rate=0.0, metrics=metrics, ci95=ci95, official=official,
+        ci=CIMethod("bootstrap", 1000, 0),
+        provenance=Provenance(tempbench_version="0.1.0", git_revision="0" * 40,
+                              annotation_file=spec.card["splits"][split]["primary"],
+                              annotation_sha256=annotation_sha256(spec, split), annotation_verified=True,
+                              predictions_file="predictions.jsonl", predictions_sha256=pred_sha, created=created),
+        run=run if setting is not None else None,
+        details=tuple(QueryDetail(**row) for row in rows))
     folder.mkdir(parents=True, exist_ok=True)
-    write_json(folder / "result.json", result)
-    data = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode()
-    (folder / "details.jsonl.gz").write_bytes(gzip.compress(data, mtime=0))
+    result.write(folder / "result.json")
+    write_details(folder / "details.jsonl.gz", result.details)
     return folder / "result.json"
 
 
@@ -147,6 +157,7 @@ def board_dirs(tmp_path_factory):
 def test_fixture_metrics_are_means_of_details(tmp_path):
     res = json.loads(make_run(tmp_path, skill=0.4, seed=5).read_text())
     rows = [json.loads(line) for line in gzip.decompress((tmp_path / "details.jsonl.gz").read_bytes()).splitlines()]
+    assert res["schema"] == "tempbench.result/2"
     assert len(rows) == res["n"] == 3720
     for m in GROUNDING_METRICS:
         assert res["metrics"][m] == pytest.approx(np.mean([r["scores"][m] for r in rows]))
@@ -315,10 +326,10 @@ def test_seeded_reported_entries_match_the_script():
 def test_reproduced_entries_agree_with_the_models_own_metrics_files():
     """Released QVHighlights predictions scored by tempbench give the numbers their authors' metrics files state."""
     entries = [e for e in load_submissions(REPO / "submissions", check_details=False)
-               if e.source == "reproduced" and e.record.get("own_metrics")]
+               if e.source == "reproduced" and e.own_metrics is not None]
     assert len(entries) >= 4
     for e in entries:
-        own = e.record["own_metrics"]["metrics"]
+        own = e.own_metrics.metrics
         shared = [k for k in own if k in e.metrics]
         assert len(shared) >= 14, e.id
         assert {k: own[k] for k in shared} == {k: e.metrics[k] for k in shared}, e.id

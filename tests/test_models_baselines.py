@@ -56,9 +56,11 @@ def test_generate_text_and_protocol():
     out = b.generate([ModelInput(None, "p", 7, {"duration": 40.0}), ModelInput(None, "p", 8, {"record": TEST[1]})])
     w = b.predict(TEST)
     assert out == [f"{w[0][0]:.2f} to {w[0][1]:.2f}", f"{w[1][0]:.2f} to {w[1][1]:.2f}"]
-    info = b.info()
-    assert info["backend"] == "baseline" and info["train_records"] == 3 and len(info["train_sha256"]) == 64
-    assert load_model("baseline:random", seed=1).info()["params"] == {"seed": 1}
+    ident = b.identity()
+    assert ident.backend == "baseline" and ident.info["train_records"] == 3
+    assert ident.options["kind"] == "prior" and len(ident.options["train_sha256"]) == 64
+    assert load_model("baseline:random", seed=1).identity().options == {"kind": "random", "seed": 1,
+                                                                        "train_sha256": None}
 
 
 def test_errors():

@@ -10,7 +10,9 @@ pytest.importorskip("transformers")
 
 from tempbench.errors import TempbenchError  # noqa: E402
 from tempbench.models.base import GenerationSettings, ModelInput  # noqa: E402
-from tempbench.models.hf import HFQwenVL, load_hf_model, model_revision, resolve_model_path  # noqa: E402
+from tempbench.models.checkpoint import hub_revision, resolve_model_path, weights_fingerprint  # noqa: E402
+from tempbench.models.hf import load_hf_model  # noqa: E402
+from tempbench.models.qwen.adapter import HFQwenVL  # noqa: E402
 from tempbench.models.qwen.tiny import build_tiny_qwen2_5_vl  # noqa: E402
 from tempbench.video import Clip, VideoSettings  # noqa: E402
 
@@ -132,16 +134,19 @@ def test_sampling_is_seeded(adapter, tiny):
                  video_settings=SMALL)
     batch = [ModelInput(make_clip(seed=1), "q", 0)]
     assert s.generate(batch) == s.generate(batch)
-    assert s.info()["generation"]["temperature"] == 1.5
+    assert s.generation.to_dict()["temperature"] == 1.5
 
 
-def test_info_records_provenance(adapter, tiny):
-    info = adapter.info()
-    assert info["backend"] == "transformers" and info["model_type"] == "qwen2_5_vl"
-    assert info["dtype"] == "float32" and info["attn_implementation"] == "sdpa"
-    assert info["generation"] == {"max_new_tokens": 10, "do_sample": False, "seed": 0, "repetition_penalty": 1.0}
-    assert info["revision"] == model_revision(tiny) and info["revision"].startswith("sha256:")
-    assert info["video"]["max_pixels"] == 56 * 84
+def test_identity_records_provenance(adapter, tiny):
+    ident = adapter.identity()
+    assert ident.backend == "transformers" and ident.model_type == "qwen2_5_vl"
+    assert ident.dtype == "float32" and ident.attn_implementation == "sdpa"
+    assert adapter.generation.to_dict() == {"max_new_tokens": 10, "do_sample": False, "seed": 0,
+                                            "repetition_penalty": 1.0}
+    assert ident.weights == weights_fingerprint(tiny) and ident.weights.startswith("sha256:")
+    assert ident.revision is None  # not a hub snapshot
+    assert ident.options["rope_index"] == "reference" and len(ident.options["chat_template_sha256"]) == 64
+    assert adapter.video_settings.max_pixels == 56 * 84
 
 
 def test_revision_is_commit_hash_in_hub_cache(tiny, tmp_path):
@@ -150,14 +155,14 @@ def test_revision_is_commit_hash_in_hub_cache(tiny, tmp_path):
     sha = "0123456789abcdef0123456789abcdef01234567"
     snap = tmp_path / "models--o--n" / "snapshots" / sha
     shutil.copytree(tiny, snap)
-    assert model_revision(snap) == sha
-    # and the content hash changes with the weights
+    assert hub_revision(snap) == sha and hub_revision(tiny) is None
+    # and the content fingerprint changes with the weights
     other = tmp_path / "other"
     shutil.copytree(tiny, other)
     data = bytearray((other / "model.safetensors").read_bytes())
     data[-1] ^= 1
     (other / "model.safetensors").write_bytes(bytes(data))
-    assert model_revision(other) != model_revision(tiny)
+    assert weights_fingerprint(other) != weights_fingerprint(tiny)
 
 
 def test_bad_model_references_are_clear(tmp_path, monkeypatch):
@@ -186,4 +191,5 @@ def test_from_loaded_matches_folder_loading(adapter, tiny):
                              generation=GenerationSettings(max_new_tokens=10), video_settings=SMALL)
     batch = [ModelInput(make_clip(seed=5), "find", 0), ModelInput(make_clip(t=6, fps=1.0, seed=6), "it", 1)]
     assert m.generate(batch) == adapter.generate(batch)
-    assert m.info()["name"] == "policy" and m.info()["rope_index"] == "reference"
+    assert m.identity().info["name"] == "policy" and m.identity().options["rope_index"] == "reference"
+    assert m.identity().weights is None  # an in-memory policy has no folder to fingerprint

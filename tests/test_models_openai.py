@@ -154,9 +154,10 @@ def test_sampling_settings_and_info():
         m.generate([ModelInput(None, "q", 0)])
     body = srv.requests[0]
     assert (body["max_tokens"], body["temperature"], body["top_p"], body["seed"], body["top_k"]) == (17, 0.7, 0.9, 5, 3)
-    info = m.info()
-    assert info["backend"] == "openai" and info["system_fingerprints"] == ["fp-test"]
-    assert info["revision"] == "served:test-model" and info["generation"]["temperature"] == 0.7
+    ident = m.identity()
+    assert ident.backend == "openai" and ident.info["system_fingerprints"] == ["fp-test"]
+    assert ident.served_model == "test-model" and ident.options["extra_body"] == {"top_k": 3}
+    assert m.generation.to_dict()["temperature"] == 0.7
 
 
 def test_with_tiny_model_behind_the_server(tmp_path):

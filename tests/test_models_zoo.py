@@ -38,12 +38,13 @@ def test_tiny_synthetic_alias_loads(tmp_path, monkeypatch):
     from tempbench.models.base import GenerationSettings
 
     m = load_model("tiny-synthetic", generation=GenerationSettings(max_new_tokens=3))
-    info = m.info()
-    assert info["name"] == "tiny-synthetic" and info["zoo"]["alias"] == "tiny-synthetic"
-    assert info["video"]["max_pixels"] == 56 * 56 and info["model_type"] == "qwen2_5_vl"
-    assert str(tmp_path) in info["path"]
-    # a local folder works too, and gets the same revision
-    assert load_model(info["path"]).info()["revision"] == info["revision"]
+    ident = m.identity()
+    assert ident.info["name"] == "tiny-synthetic" and ident.info["zoo"]["alias"] == "tiny-synthetic"
+    assert m.video_settings.max_pixels == 56 * 56 and ident.model_type == "qwen2_5_vl"
+    assert str(tmp_path) in ident.id
+    # a local folder works too, and is the same model: same weights, same identity
+    local = load_model(ident.id).identity()
+    assert local.weights == ident.weights and local.identity() == ident.identity()
 
 
 def test_grammar_errors(monkeypatch, tmp_path):
@@ -66,4 +67,4 @@ def test_grammar_errors(monkeypatch, tmp_path):
 def test_openai_spec(monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     m = load_model("openai:Qwen/Qwen2.5-VL-7B-Instruct", api_base="http://127.0.0.1:1/v1", concurrency=2)
-    assert m.model == "Qwen/Qwen2.5-VL-7B-Instruct" and m.concurrency == 2 and m.info()["backend"] == "openai"
+    assert m.model == "Qwen/Qwen2.5-VL-7B-Instruct" and m.concurrency == 2 and m.identity().backend == "openai"

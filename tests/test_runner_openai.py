@@ -72,17 +72,18 @@ def test_openai_server_through_the_runner(home, tmp_path, synthetic_split):
         assert rows[qid]["output"] == deterministic_reply(bodies[0])  # the server's answer, unchanged
 
     info = json.loads((out / "run.json").read_text())
-    mi = info["model_info"]
-    assert info["backend"] == mi["backend"] == "openai" and mi["api_base"] == server.base_url
-    # known only after requests were answered: run.json records them
-    assert mi["revision"] == "served:test-model" and mi["system_fingerprints"] == ["fp-test"]
-    assert mi["stats"] == {"requests": N_SYNTH + 2, "retries": 2, "failures": 0}
+    mi = info["model"]
+    assert mi["backend"] == "openai" and mi["info"]["api_base"] == server.base_url
+    # known only after requests were answered: run.json records them (the served model is part of the identity)
+    assert mi["served_model"] == "test-model" and mi["info"]["system_fingerprints"] == ["fp-test"]
+    assert mi["info"]["stats"] == {"requests": N_SYNTH + 2, "retries": 2, "failures": 0}
     assert info["video"]["fps"] == 1.0 and info["prompt"] == "tempsamp-r1-plain"
-    assert info["video_coverage"]["errors"] == 0
+    assert info["outcome"]["coverage"]["errors"] == 0
 
     # "<answer> N to M </answer>" answers all parse; the result is scored against the synthetic ground truth
-    assert result["counts"]["ok"] == N_SYNTH and result["failure_rate"] == 0.0
-    assert result["n"] == N_SYNTH and set(result["metrics"]) == {"R1@0.3", "R1@0.5", "R1@0.7", "mIoU"}
+    result = result.result
+    assert result.counts.ok == N_SYNTH and result.failure_rate == 0.0
+    assert result.n == N_SYNTH and set(result.metrics) == {"R1@0.3", "R1@0.5", "R1@0.7", "mIoU"}
 
 
 def test_server_down_is_a_clear_error(home, tmp_path):
@@ -92,7 +93,7 @@ def test_server_down_is_a_clear_error(home, tmp_path):
         run("openai:test-model", "synthetic", out_dir=tmp_path / "run", limit=1, progress=False,
             model_options={"api_base": url, "max_retries": 1, "backoff": 0.01, "timeout": 5})
     info = json.loads((tmp_path / "run" / "run.json").read_text())
-    assert info["status"] == "failed" and info["model_info"]["stats"]["failures"] == 1
+    assert info["outcome"]["status"] == "failed" and info["model"]["info"]["stats"]["failures"] == 1
     assert (tmp_path / "run" / "predictions.jsonl").read_text() == ""  # nothing half-done; a re-run resumes
 
 

@@ -9,7 +9,9 @@ import pytest
 from test_leaderboard import make_reported, make_run
 
 from tempbench.errors import TempbenchError
-from tempbench.submissions import load_submissions, read_details, sha256_file, slugify, submit, write_json
+from tempbench.io import sha256_file, write_json
+from tempbench.results import read_details
+from tempbench.submissions import load_submissions, slugify, submit
 
 
 def _edit(result_path, fn):
@@ -109,7 +111,7 @@ def test_setting_required(tmp_path):
     with pytest.raises(TempbenchError, match=r"field 'run\.setting'") as exc:
         submit(res, submissions_dir=tmp_path / "s")
     assert "zero-shot" in exc.value.hint
-    path = submit(res, setting="fine-tuned", submissions_dir=tmp_path / "s")
+    path = submit(res, setting="fine-tuned", name="model-a", submissions_dir=tmp_path / "s")  # no run: named here
     assert json.loads(path.read_text())["setting"] == "fine-tuned"
 
 

@@ -119,7 +119,8 @@ class HFQwenVL:
         net = cls.from_pretrained(path, dtype=torch_dtype, attn_implementation=attn_implementation)
         net.to(dev).eval()
         tokenizer = AutoTokenizer.from_pretrained(path)
-        self._setup(net, tokenizer, model_id=model, path=path, revision=hub_revision(path), name=name,
+        self._setup(net, tokenizer, model_id=model, path=path, revision=hub_revision(path),
+                    weights=weights_fingerprint(path), name=name,
                     generation=generation, video_settings=video_settings, video_processor=video_processor,
                     rope_index=rope_index, attn_implementation=attn_implementation,
                     chat_template=_load_chat_template(path, tokenizer))
@@ -139,13 +140,14 @@ class HFQwenVL:
         path = Path(name_or_path) if name_or_path and Path(name_or_path).is_dir() else None
         if chat_template is None:
             chat_template = _load_chat_template(path or Path("/nonexistent"), tokenizer)
-        self._setup(model, tokenizer, model_id=name, path=path, revision=revision, name=name, generation=generation,
+        self._setup(model, tokenizer, model_id=name, path=path, revision=revision, weights=None, name=name,
+                    generation=generation,
                     video_settings=video_settings, video_processor=video_processor, rope_index=rope_index,
                     attn_implementation=getattr(model.config, "_attn_implementation", None),
                     chat_template=chat_template)
         return self
 
-    def _setup(self, model, tokenizer, *, model_id, path, revision, name, generation, video_settings,
+    def _setup(self, model, tokenizer, *, model_id, path, revision, weights, name, generation, video_settings,
                video_processor, rope_index, attn_implementation, chat_template) -> None:
         import torch
         import transformers
@@ -154,7 +156,7 @@ class HFQwenVL:
         self.model_id = model_id
         self.path = path
         self.revision = revision
-        self.weights = weights_fingerprint(path) if path is not None else None
+        self.weights = weights  # None for a model in memory (a policy mid-training): its folder is not its weights
         self.name = name or model_id
         self.generation = generation or GenerationSettings()
         if video_settings is None:
