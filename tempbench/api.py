@@ -70,6 +70,17 @@ def resolve_split(task: str | None = None, split: str | None = None, annotations
     return load_split(spec.name, split)
 
 
+def _caller_level() -> int:
+    """The stack level of the first frame outside tempbench (where a warning should point)."""
+    import sys
+
+    package = str(Path(__file__).resolve().parent)
+    frame, level = sys._getframe(1), 1
+    while frame is not None and str(Path(frame.f_code.co_filename).resolve()).startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 def _created() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
@@ -109,7 +120,7 @@ def _score_loaded(data: AnnotatedSplit, preds: Predictions, profiles: Sequence[s
     for i, name in enumerate(profiles):
         def warn(message, first=i == 0):
             if first:
-                warnings.warn(message, ScoringWarning, stacklevel=5)
+                warnings.warn(message, ScoringWarning, stacklevel=_caller_level())
 
         results.append(score_split(data, preds, name, created=created, git_revision=revision, warn=warn, **options))
     return results
