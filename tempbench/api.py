@@ -88,27 +88,29 @@ def _created() -> str:
 def score(predictions: PredictionsLike, task: str | None = None, split: str | None = None, *,
           annotations: AnnotationsLike = None, kind: str | None = None, profile: str = "canonical",
           ci: bool = True, n_resamples: int = 1000, seed: int = 0, strict: bool = False,
-          by: str | None = None) -> Result:
+          by: str | None = None, keep_details: bool = True) -> Result:
     """Score predictions (a file, or a list of row dicts) and return the `Result`, details included.
 
     The task and split come from `task`/`split`, else from the run.json next to a predictions file;
     `annotations` (a unified JSONL file or a list of records) scores against a custom task instead.
     Queries without a prediction count as failures. Warnings name input scored under a policy."""
     return score_profiles(predictions, task, split, annotations=annotations, kind=kind, profiles=[profile],
-                          ci=ci, n_resamples=n_resamples, seed=seed, strict=strict, by=by)[0]
+                          ci=ci, n_resamples=n_resamples, seed=seed, strict=strict, by=by,
+                          keep_details=keep_details)[0]
 
 
 def score_profiles(predictions: PredictionsLike, task: str | None = None, split: str | None = None, *,
                    annotations: AnnotationsLike = None, kind: str | None = None,
                    profiles: Sequence[str] | None = None, ci: bool = True, n_resamples: int = 1000, seed: int = 0,
-                   strict: bool = False, by: str | None = None) -> list[Result]:
-    """The same predictions under several profiles (default: every profile), reading the files once."""
+                   strict: bool = False, by: str | None = None, keep_details: bool = True) -> list[Result]:
+    """The same predictions under several profiles (default: every profile), reading the files once.
+    `keep_details=False` leaves the per-query details out of the results (faster on QVHighlights)."""
     from .parsing import PROFILES
 
     preds = load_predictions(predictions)
     data = resolve_split(task, split, annotations, kind, preds.run)
     return _score_loaded(data, preds, profiles or list(PROFILES), ci=ci, n_resamples=n_resamples, seed=seed,
-                         strict=strict, by=by)
+                         strict=strict, by=by, keep_details=keep_details)
 
 
 def _score_loaded(data: AnnotatedSplit, preds: Predictions, profiles: Sequence[str], **options) -> list[Result]:

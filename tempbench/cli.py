@@ -284,7 +284,8 @@ def score(predictions, task, split, annotations, kind, profile, as_json, out, de
         warnings.simplefilter("ignore", ScoringWarning)
         results = score_profiles(predictions, task, split, annotations=annotations, kind=kind,
                                  profiles=None if profile == "all" else [profile], ci=not no_ci,
-                                 n_resamples=resamples, seed=seed, strict=strict, by=by)
+                                 n_resamples=resamples, seed=seed, strict=strict, by=by,
+                                 keep_details=details is not None)
     if profile != "all":
         write_result(results[0], out, details)
     if as_json:

@@ -85,8 +85,13 @@ def _qid(value, source, line):
     return None  # matched by (vid, query) if the row gives them
 
 
-def _is_number(x) -> bool:
-    return isinstance(x, numbers.Real) and not isinstance(x, bool)
+_PLAIN_NUMBERS = {int, float}
+
+
+def _numbers(values) -> bool:
+    """All of `values` are real numbers (JSON's int and float, or numpy's), booleans not."""
+    kinds = set(map(type, values))
+    return kinds <= _PLAIN_NUMBERS or all(isinstance(x, numbers.Real) and not isinstance(x, bool) for x in values)
 
 
 def _windows(value, source, line, field) -> list:
@@ -99,15 +104,15 @@ def _windows(value, source, line, field) -> list:
         if not isinstance(w, list) or len(w) not in (2, 3):
             raise _bad(source, line, f"{field}[{i}]", f"{str(w)[:60]} is not [start, end] or [start, end, score]",
                        WINDOWS_HINT)
-        if not all(_is_number(x) for x in w):
+        if not _numbers(w):
             raise _bad(source, line, f"{field}[{i}]", f"{json.dumps(w)[:60]} holds a value that is not a number",
                        WINDOWS_HINT)
         if width is not None and len(w) != width:
             raise _bad(source, line, f"{field}[{i}]", "windows of different lengths in one row",
                        "give every window as [start, end, score], or none with a score")
         width = len(w)
-        row = [float(x) for x in w]
-        if not all(math.isfinite(x) for x in row):
+        row = list(map(float, w))
+        if not all(map(math.isfinite, row)):
             raise _bad(source, line, f"{field}[{i}]", f"{json.dumps(w)[:60]} holds NaN or infinity",
                        "a window the model could not produce belongs in an `error` row")
         out.append(row)
@@ -115,10 +120,10 @@ def _windows(value, source, line, field) -> list:
 
 
 def _saliency(value, source, line, field) -> list:
-    if not isinstance(value, list) or not all(_is_number(x) for x in value):
+    if not isinstance(value, list) or not _numbers(value):
         raise _bad(source, line, field, "not a list of numbers", "one score per clip of the video")
-    out = [float(x) for x in value]
-    if not all(math.isfinite(x) for x in out):
+    out = list(map(float, value))
+    if not all(map(math.isfinite, out)):
         raise _bad(source, line, field, "holds NaN or infinity", "one finite score per clip")
     return out
 

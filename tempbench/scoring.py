@@ -146,7 +146,7 @@ def _score_grounding(records, parsed, profile, thresholds, counts):
 # QVHighlights
 
 
-def _score_highlights(records, matched: dict, profile, clip_seconds: float, counts: dict, warn):
+def _score_highlights(records, matched: dict, profile, clip_seconds: float, counts: dict, warn, keep_details: bool):
     from .metrics.qvhighlights import evaluate
     from .parsing import parse_highlights, parse_span
 
@@ -224,7 +224,7 @@ def _score_highlights(records, matched: dict, profile, clip_seconds: float, coun
                       clip_seconds=clip_seconds)
     names, num, den = result.terms()
     details = []
-    for i, rec in enumerate(records):
+    for i, rec in enumerate(records if keep_details else ()):
         status, detail = statuses[i]
         official = result.query_details(i)
         official.pop("qid", None)
@@ -253,13 +253,14 @@ def _json_safe(obj):
 def score(data: AnnotatedSplit, predictions: Predictions, profile: str = "canonical", *, ci: bool = True,
           n_resamples: int = 1000, seed: int = 0, strict: bool = False, by: str | None = None,
           created: str = "", git_revision: str | None = None, run: RunConfig | None = None,
-          warn=None) -> Result:
+          warn=None, keep_details: bool = True) -> Result:
     """Score `predictions` against a split's records under `profile` and return the `Result` (with details).
 
     CIs: 95% percentile bootstrap over videos (clustered), `n_resamples` with `seed`. `run` (default: the
     predictions' own run.json) goes into the result's provenance; a run made with `--limit` that covered fewer
     queries is scored on the queries it covered. `warn(message)` is called for input scored under a policy
-    (missing queries, saliency lengths); the messages are also the result's notes.
+    (missing queries, saliency lengths); the messages are also the result's notes. `keep_details=False` leaves
+    the per-query details out (QVHighlights: they cost as much as the metrics).
     """
     from .parsing import get_profile
 
@@ -305,7 +306,7 @@ def score(data: AnnotatedSplit, predictions: Predictions, profile: str = "canoni
             breakdown = _breakdown(by, records, values, names)
     else:
         result, names, num, den, details, statuses = _score_highlights(
-            records, matched.rows, prof, spec.clip_seconds, counts, note)
+            records, matched.rows, prof, spec.clip_seconds, counts, note, keep_details)
         official = _json_safe(result.official)
         metrics = {k: v for k, v in result.official["brief"].items() if math.isfinite(v)}
     for s in statuses:
@@ -341,7 +342,7 @@ def score(data: AnnotatedSplit, predictions: Predictions, profile: str = "canoni
             annotation_sha256=data.annotation_sha256, annotation_verified=data.verified,
             predictions_file=predictions.source, predictions_sha256=predictions.sha256, created=created,
             profile_reference=prof.reference, strict_threshold=prof.strict_threshold, round_to=prof.round_to),
-        run=run, details=tuple(details))
+        run=run, details=tuple(details) if keep_details else ())
 
 
 def compare(a: Result, b: Result, n_resamples: int = 1000, seed: int = 0) -> Comparison:
