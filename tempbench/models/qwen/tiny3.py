@@ -5,8 +5,9 @@ byte-level BPE tokenizer of `tempbench.models.qwen.tiny` with the Qwen special t
 generation config, `preprocessor_config.json` / `video_preprocessor_config.json` with the Qwen3 patch size 16 and
 mean/std 0.5) that `AutoModelForImageTextToText` and `AutoTokenizer` load offline:
 
-- `family="qwen3_vl"`: `Qwen3VLForConditionalGeneration`, hidden 64, 2 text layers, 3 vision blocks with DeepStack
-  taps after blocks 0 and 1 (the real model taps 8, 16, 24), interleaved M-RoPE;
+- `family="qwen3_vl"`: `Qwen3VLForConditionalGeneration`, hidden 64, 3 text layers, 3 vision blocks with DeepStack
+  taps after blocks 0 and 1 (the real model taps 8, 16, 24), added after text layers 0 and 1 (a tap after the
+  last text layer could not reach the answer), interleaved M-RoPE;
 - `family="qwen3_5"`: `Qwen3_5ForConditionalGeneration`, 4 text layers = 3 Gated-DeltaNet (linear attention with
   conv + recurrent state) + 1 full attention, as the released 3:1 pattern, partial rotary 0.25, no DeepStack.
 
@@ -99,7 +100,7 @@ def tiny_config_dict(ids: dict[str, int], vocab_size: int, family: str) -> dict:
     }
     if family == "qwen3_vl":
         # head_dim 16 -> 8 rotary frequencies, interleaved over (t, h, w) as [3, 3, 2] (released: [24, 20, 20])
-        text = {**common, "model_type": "qwen3_vl_text", "num_hidden_layers": 2, "head_dim": 16,
+        text = {**common, "model_type": "qwen3_vl_text", "num_hidden_layers": 3, "head_dim": 16,
                 "rope_parameters": {"rope_type": "default", "rope_theta": 5000000.0, "mrope_section": [3, 3, 2],
                                     "mrope_interleaved": True}}
         arch, model_type = "Qwen3VLForConditionalGeneration", "qwen3_vl"
