@@ -135,6 +135,7 @@ class HFQwenVL:
         timestamps: str = "frame-indices",
         layout: str = "release",
         trust_remote_code: bool = False,
+        time_hint: bool = False,
     ):
         import torch
         import transformers
@@ -164,7 +165,7 @@ class HFQwenVL:
                     generation=generation, video_settings=video_settings, video_processor=video_processor,
                     rope_index=rope_index, attn_implementation=attn_implementation,
                     chat_template=_load_chat_template(path, tokenizer, config.model_type), timestamps=timestamps,
-                    layout=layout)
+                    layout=layout, time_hint=time_hint)
 
     @classmethod
     def from_loaded(cls, model, tokenizer, *, name: str = "in-memory", revision: str | None = None,
@@ -191,7 +192,7 @@ class HFQwenVL:
 
     def _setup(self, model, tokenizer, *, model_id, path, revision, weights, name, generation, video_settings,
                video_processor, rope_index, attn_implementation, chat_template, timestamps="frame-indices",
-               layout="release") -> None:
+               layout="release", time_hint=False) -> None:
         import torch
         import transformers
 
@@ -209,6 +210,10 @@ class HFQwenVL:
                                  "Qwen2.5-VL takes its time from second_per_grid_ts (the sampled fps)")
         self.timestamps = timestamps
         self.layout = layout
+        if time_hint and TIME_CONVENTIONS[config.model_type] != "frame-index-only":
+            raise TempbenchError(f"--time-hint: {config.model_type} already reads frame times "
+                                 f"({TIME_CONVENTIONS[config.model_type]})", "drop --time-hint for this model")
+        self.time_hint = bool(time_hint)
         self.model_id = model_id
         self.path = path
         self.revision = revision
@@ -256,6 +261,8 @@ class HFQwenVL:
         self.video_token_id = int(config.video_token_id)
         self.image_token_id = int(config.image_token_id)
         self.time_convention = TIME_CONVENTIONS[config.model_type]
+        if self.time_hint:
+            self.time_convention = "text-timestamps (hint)"
         if tok.convert_tokens_to_ids(self.video_token) != self.video_token_id:
             raise TempbenchError(
                 f"{path}: tokenizer id of {self.video_token} ({tok.convert_tokens_to_ids(self.video_token)}) "
@@ -301,7 +308,15 @@ class HFQwenVL:
         rows: list[list[int]] = []
         pixel_values, grids, seconds = [], [], []
         for item in batch:
-            text = self.chat_text(item.prompt, item.clip is not None)
+            prompt = item.prompt
+            if self.time_hint and item.clip is not None:
+                from tempbench.models.hf_video import time_hint_text
+
+                times = item.clip.get("frame_times") if isinstance(item.clip, dict) else item.clip.timestamps
+                if times is None:
+                    raise TempbenchError(f"qid {item.qid}: --time-hint needs the frames' times")
+                prompt = time_hint_text(times) + "\n" + prompt
+            text = self.chat_text(prompt, item.clip is not None)
             if item.clip is not None:
                 if text.count(self.video_token) != 1:
                     raise TempbenchError(
@@ -411,6 +426,8 @@ class HFQwenVL:
                    "chat_template_sha256": hashlib.sha256(self.chat_template.encode()).hexdigest()}
         if self.qwen3:  # which times the `<t seconds>` markers carry, and where the tokens go
             options.update(timestamps=self.timestamps, layout=self.layout)
+        if self.time_hint:
+            options["time_hint"] = True
         return ModelIdentity(
             spec=self.model_id, id=str(self.path) if self.path else self.model_id, backend=self.backend,
             revision=self.revision, weights=self.weights, model_type=self.model_type,
