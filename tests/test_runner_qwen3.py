@@ -82,3 +82,53 @@ def test_the_markers_of_a_run_are_the_videos_own(home3, tmp_path, monkeypatch):
         assert float(want[-1][1:-9]) == pytest.approx(np.mean(clip.indices[-2:]) / clip.source_fps, abs=0.051)
     a.close()
     assert os.environ.get("TEMPBENCH_HOME") == str(home3)
+
+
+def test_prompt_file_end_to_end_lands_in_the_provenance(home3, tmp_path, monkeypatch):
+    """`--prompt FILE`: a template with {query} and {duration}; its text reaches the model, its path and sha256 are
+    in run.json and in the result's provenance."""
+    import hashlib
+
+    from tempbench.models.qwen.adapter import HFQwenVL
+
+    template = "Video of {duration} s. When does this happen: {query}? Answer as 'S to E'."
+    pfile = tmp_path / "my_prompt.txt"
+    pfile.write_text(template, encoding="utf-8")
+    seen: list[str] = []
+    real = HFQwenVL.build_inputs
+
+    def spy(self, batch):
+        seen.extend(item.prompt for item in batch)
+        return real(self, batch)
+
+    monkeypatch.setattr(HFQwenVL, "build_inputs", spy)
+    out = tmp_path / "run"
+    res = CliRunner().invoke(main, ["run", "--model", "tiny-qwen3-vl", "--task", "synthetic", "--out", str(out),
+                                    "--prompt", str(pfile), "--limit", "2", "--gen", "max_new_tokens=4",
+                                    "--no-progress", "--prefetch", "thread"])
+    assert res.exit_code == 0, res.output
+    sha = hashlib.sha256(template.encode()).hexdigest()
+    info = json.loads((out / "run.json").read_text())
+    assert info["prompt"] == str(pfile) and info["prompt_sha256"] == sha
+    result = json.loads((out / "result.json").read_text())
+    assert result["run"]["prompt"] == str(pfile) and result["run"]["prompt_sha256"] == sha
+    anns = [json.loads(x) for x in (home3 / "synthetic" / "test" / "annotations.jsonl").read_text().splitlines()]
+    assert seen == [f"Video of {a['duration']:.2f} s. When does this happen: {a['query']}? Answer as 'S to E'."
+                    for a in anns[:2]]
+    # a changed template is another run: refused in the same folder
+    pfile.write_text(template + " Be precise.", encoding="utf-8")
+    res = CliRunner().invoke(main, ["run", "--model", "tiny-qwen3-vl", "--task", "synthetic", "--out", str(out),
+                                    "--prompt", str(pfile), "--limit", "2", "--no-progress"])
+    assert res.exit_code == 2 and "prompt_sha256" in res.output
+
+
+def test_model_options_dtype_and_attention_land_in_the_identity(home3, tmp_path):
+    from tempbench.runner import run
+
+    s = run("tiny-qwen3.5", "synthetic", out_dir=tmp_path / "a", limit=1, generation={"max_new_tokens": 2},
+            progress=False, prefetch="thread", model_options={"dtype": "float32", "attn_implementation": "eager"})
+    m = s.config.model
+    assert m.dtype == "float32" and m.attn_implementation == "eager" and m.info["device"] == "cpu"
+    s2 = run("tiny-qwen3.5", "synthetic", out_dir=tmp_path / "b", limit=1, generation={"max_new_tokens": 2},
+             progress=False, prefetch="thread", model_options={"dtype": "bfloat16"})
+    assert s2.config.model.dtype == "bfloat16" and s2.config.fingerprint != s.config.fingerprint
