@@ -164,3 +164,18 @@ def test_torch_only_qwen3_video_processor_equals_tempbench_port():
         ours = process_video3(clip, settings)
         assert stock["video_grid_thw"].tolist() == ours["video_grid_thw"].tolist()
         assert torch.equal(stock["pixel_values_videos"], ours["pixel_values_videos"])
+
+
+def test_hf_options_are_checked_in_one_line(folders):
+    from tempbench.models import load_model
+    from tempbench.models.hf import check_hf_options
+
+    with pytest.raises(TempbenchError, match="dtype='float33' is unknown"):
+        check_hf_options({"dtype": "float33"})
+    with pytest.raises(TempbenchError, match="must be true or false"):
+        check_hf_options({"trust_remote_code": "yes"})
+    with pytest.raises(TempbenchError, match="attn_implementation"):
+        load_model(str(folders["glm4v"]), attn_implementation="flash")
+    with pytest.raises(TempbenchError, match="not a device"):
+        check_hf_options({"device": "gpu0"})
+    check_hf_options({"dtype": "bfloat16", "device": "cuda:1", "trust_remote_code": False})

@@ -19,6 +19,42 @@ from tempbench.results import ModelIdentity
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # no fork warnings from the runner's prefetch
 
+# The transformers adapters' options a user may set (`tempbench run --model-args k=v,k=v`), name -> type. dtype and
+# attn_implementation are identity fields of run.json; revision picks the hub snapshot (recorded as
+# `model.revision`); device is recorded (`model.info.device`), not compared; trust_remote_code (off unless asked)
+# is recorded in `model.options` when on; the Qwen options (rope_index, timestamps, layout) and time_hint are in
+# `model.options`. Pixel budgets are video settings (`--video`), not model options.
+HF_MODEL_ARGS: dict[str, type] = {
+    "dtype": str, "attn_implementation": str, "revision": str, "device": str, "trust_remote_code": bool,
+    "rope_index": str, "timestamps": str, "layout": str, "time_hint": bool, "torch_processor": bool,
+}
+DTYPES = ("float32", "bfloat16", "float16")
+ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2", "flash_attention_3", "flex_attention")
+
+
+def check_hf_options(options: dict) -> None:
+    """One clear line for an HF option of the wrong type or value (the adapter validates its own keys)."""
+    for key, value in options.items():
+        want = HF_MODEL_ARGS.get(key)
+        if want is None or value is None:
+            continue
+        if want is bool and not isinstance(value, bool):
+            raise TempbenchError(f"model option {key}={value!r} must be true or false", f"e.g. --model-args {key}=true")
+        if want is str and not isinstance(value, str):
+            raise TempbenchError(f"model option {key}={value!r} must be a string")
+    if options.get("dtype") is not None and options["dtype"] not in DTYPES:
+        raise TempbenchError(f"model option dtype={options['dtype']!r} is unknown", f"use one of: {', '.join(DTYPES)}")
+    attn = options.get("attn_implementation")
+    if attn is not None and attn not in ATTN_IMPLEMENTATIONS:
+        raise TempbenchError(f"model option attn_implementation={attn!r} is unknown",
+                             f"use one of: {', '.join(ATTN_IMPLEMENTATIONS)}")
+    device = options.get("device")
+    if device is not None:
+        import re
+
+        if not re.fullmatch(r"cpu|cuda(:\d+)?|mps", device):
+            raise TempbenchError(f"model option device={device!r} is not a device", "e.g. cpu, cuda, cuda:1")
+
 
 class HFGenericVLM:
     """Other chat VLMs: `AutoModelForImageTextToText` + the checkpoint's processor and chat template.
@@ -66,6 +102,7 @@ class HFGenericVLM:
         self.video_settings = video_settings
         self.model_type = read_model_type(self.path)
         self.time_hint = bool(time_hint)
+        self.trust_remote_code = bool(trust_remote_code)
         self.time_convention = time_convention(self.model_type, self.time_hint)
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -171,7 +208,8 @@ class HFGenericVLM:
             model_type=self.model_type, dtype=str(self.dtype).replace("torch.", ""),
             attn_implementation=self.attn_implementation,
             options={"time_hint": self.time_hint,
-                     "chat_template_sha256": hashlib.sha256(template.encode()).hexdigest()},
+                     "chat_template_sha256": hashlib.sha256(template.encode()).hexdigest(),
+                     **({"trust_remote_code": True} if self.trust_remote_code else {})},
             info={"name": self.name, "device": str(self.device), "versions": dict(self._versions),
                   "time_convention": self.time_convention, "processor": self.processor_kind,
                   "best_effort": True, **zoo_info(self)},
@@ -185,6 +223,7 @@ def load_hf_model(model: str, **options):
     """The right transformers adapter for a folder or hub id: Qwen2-VL family -> `HFQwenVL`, else `HFGenericVLM`."""
     from tempbench.models.qwen.adapter import QWEN_VL_TYPES, HFQwenVL
 
+    check_hf_options(options)
     path = resolve_model_path(model, options.get("revision"), options.get("allow_download", False))
     if read_model_type(path) in QWEN_VL_TYPES:
         options.pop("torch_processor", None)  # the Qwen path always runs tempbench's own torch-only processors
@@ -194,4 +233,4 @@ def load_hf_model(model: str, **options):
     return HFGenericVLM(model, **options)
 
 
-__all__ = ["HFGenericVLM", "load_hf_model"]
+__all__ = ["HF_MODEL_ARGS", "HFGenericVLM", "check_hf_options", "load_hf_model"]

@@ -160,6 +160,7 @@ class HFQwenVL:
                                   trust_remote_code=trust_remote_code)
         net.to(dev).eval()
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        self.trust_remote_code = bool(trust_remote_code)
         self._setup(net, tokenizer, model_id=model, path=path, revision=hub_revision(path),
                     weights=weights_fingerprint(path), name=name,
                     generation=generation, video_settings=video_settings, video_processor=video_processor,
@@ -428,6 +429,8 @@ class HFQwenVL:
             options.update(timestamps=self.timestamps, layout=self.layout)
         if self.time_hint:
             options["time_hint"] = True
+        if getattr(self, "trust_remote_code", False):
+            options["trust_remote_code"] = True
         return ModelIdentity(
             spec=self.model_id, id=str(self.path) if self.path else self.model_id, backend=self.backend,
             revision=self.revision, weights=self.weights, model_type=self.model_type,
