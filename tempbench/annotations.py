@@ -235,22 +235,21 @@ def _generation_workers(n: int) -> int:
     return 1 if n < 64 else max(1, min(os.cpu_count() or 1, 16))
 
 
-def ensure_synthetic(split: str, task: str = "synthetic", videos: bool = True) -> Path:
+def ensure_synthetic(split: str, task: str = "synthetic", videos: bool = True, first: int | None = None) -> Path:
     """The folder of a generated task's split, generated once: `annotations.jsonl` always, the mp4 files when
-    `videos` (annotations alone are enough for the baselines). Later calls reuse it; missing videos of a folder
-    that holds only annotations are added (each file moved into place whole)."""
+    `videos` (annotations alone are enough for the baselines; `first` = only the first N videos, for a run with
+    --limit). Later calls reuse it; missing videos are added (each file moved into place whole)."""
     import shutil
 
     from .tasks import synthetic
 
     out = synthetic_dir(split, task)
     ann = out / "annotations.jsonl"
-    n = get_task(task).split_size(split)
     if not ann.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{split}.", dir=out.parent))
         try:
-            synthetic.generate(tmp, split, task, videos=videos, workers=_generation_workers(n) if videos else 1)
+            synthetic.generate(tmp, split, task, videos=False)
             if not (tmp / "annotations.jsonl").exists():
                 raise TempbenchError(f"synthetic generation wrote no annotations into {tmp}")
             if not out.exists():  # else another process won the race
@@ -260,7 +259,8 @@ def ensure_synthetic(split: str, task: str = "synthetic", videos: bool = True) -
     if not videos:
         return out
     records = [row for _, row in read_jsonl(ann, "generated annotation records")]
-    missing = [i for i, r in enumerate(records) if not (out / f"{r['vid']}.mp4").is_file()]
+    wanted = records if first is None else records[:max(0, int(first))]
+    missing = [i for i, r in enumerate(wanted) if not (out / f"{r['vid']}.mp4").is_file()]
     if missing:
         tmp = Path(tempfile.mkdtemp(prefix=".videos.", dir=out))
         try:

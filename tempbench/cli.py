@@ -592,10 +592,11 @@ def leaderboard(submissions_dir, out_dir, check):
 @main.group(invoke_without_command=True)
 @click.option("--method", type=click.Choice(["tempsamp", "grpo", "sft"]), default=None,
               help="TempSamp-R1 (GT-guided mixed-policy GRPO), plain GRPO, or SFT.")
-@click.option("--model", default=None, help="Model to fine-tune: a folder, a hub id or `tiny-synthetic`.")
+@click.option("--model", default=None, help="Model to fine-tune: a folder, a hub id or a zoo alias (`tiny-qwen2.5-vl`).")
 @click.option("--task", default=None, help="Task to train on.")
 @click.option("--split", default=None, help="Split (default: train).")
-@click.option("--videos", type=click.Path(file_okay=False, path_type=Path), default=None, help="Video folder.")
+@click.option("--videos", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Video folder (not needed for the generated tasks).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="Output folder.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="TOML config (defaults: the paper's values, tempbench/train/default_config.toml).")
@@ -608,9 +609,11 @@ def train(ctx, method, model, task, split, videos, out, config_path, resume, lim
     \b
     Examples:
       tempbench train --method tempsamp --model Qwen/Qwen2.5-VL-7B-Instruct --task charades --videos DIR --out ckpt
-      tempbench train --method sft --model tiny-synthetic --task synthetic --out runs/train-sft
+      tempbench train --method sft --model tiny-qwen2.5-vl --task synthetic --out runs/train-sft
       tempbench train plot runs/train-sft
-      tempbench run --model runs/train-sft/checkpoint-20 --task synthetic
+      tempbench run --model runs/train-sft/checkpoint-64 --task synthetic
+    \b
+    Built-in tasks (synthetic, synthetic-hard) need no --videos: their train split is generated.
     """
     if ctx.invoked_subcommand is not None:
         return

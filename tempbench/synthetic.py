@@ -245,8 +245,9 @@ def _draw_single(settings: GeneratorSettings, seed: int, i: int, rng: np.random.
 
 
 def _draw_multi(settings: GeneratorSettings, seed: int, i: int, rng: np.random.Generator) -> Scene:
-    """2-3 objects in disjoint windows (at least half a second apart); the query names the target unambiguously
-    and, for `both`, another object shares its colour or its shape (so both words matter)."""
+    """2-3 objects in disjoint windows (each 1.5 s to 28 % (3 objects) or 40 % (2) of the video, at least half a
+    second apart); the query names the target unambiguously and, for `both`, another object shares its colour or
+    its shape (so both words matter)."""
     fps = settings.fps
     n_frames = _n_frames(settings, rng)
     k = int(rng.integers(settings.objects[0], settings.objects[1] + 1))
@@ -269,8 +270,8 @@ def _draw_multi(settings: GeneratorSettings, seed: int, i: int, rng: np.random.G
         pairs = [(everyone[int(j)], other_shape) for j in picked]
     pairs = [(colour, shape)] + pairs  # the target first, then placed in a random temporal order
     gap = max(1, fps // 2)
-    frac = 0.25 if k >= 3 else 0.35
-    min_len = int(fps)
+    frac = 0.28 if k >= 3 else 0.4
+    min_len = int(1.5 * fps)
     max_len = max(min_len, int(frac * n_frames))
     lengths = [int(rng.integers(min_len, max_len + 1)) for _ in range(k)]
     while sum(lengths) + (k - 1) * gap > n_frames:  # only for very short videos: shorten the longest
@@ -297,8 +298,9 @@ def _draw_multi(settings: GeneratorSettings, seed: int, i: int, rng: np.random.G
 # generation
 
 
-def _write_one(job) -> str:
-    """Render and encode video i of `seed` into folder (a process-pool job); returns the codec."""
+def write_scene_video(job: tuple) -> str:
+    """Render and encode video i of `seed` into folder (a process-pool job: `(settings, seed, i, folder, codec)`);
+    returns the codec."""
     settings, seed, i, folder, codec = job
     scene, rng = draw_scene(settings, seed, i)
     frames = render_scene(rng, scene.n_frames, scene.size, scene.objects)
@@ -327,10 +329,10 @@ def generate_scenes(out_dir: str | os.PathLike, settings: GeneratorSettings, n_v
 
             with ProcessPoolExecutor(max_workers=min(workers, len(jobs)),
                                      mp_context=multiprocessing.get_context("spawn")) as pool:
-                list(pool.map(_write_one, jobs, chunksize=max(1, len(jobs) // (4 * workers))))
+                list(pool.map(write_scene_video, jobs, chunksize=max(1, len(jobs) // (4 * workers))))
         else:
             for job in jobs:
-                _write_one(job)
+                write_scene_video(job)
     ann = out / ANNOTATIONS_FILE
     tmp = ann.with_name(ann.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:
