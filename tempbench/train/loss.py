@@ -26,7 +26,6 @@ from torch import nn
 
 from tempbench.train.rollout import base_model, mm_token_type_ids
 
-
 SMALL_LOGITS = 1 << 24  # below this many logits the batch is done in one go (a small vocabulary, short answers)
 
 
