@@ -490,6 +490,45 @@ def run_cmd(model, task, split, annotations, kind, videos, out_dir, restart, ret
     con.print(f"run folder: {summary.run_dir}", soft_wrap=True)
 
 
+@main.command()
+@click.option("--task", default="synthetic", show_default=True, help="A generated task: synthetic or synthetic-hard.")
+@click.option("--split", default="test", show_default=True, help="Split (test: 16 queries; heldout: 256).")
+@click.option("--batch-size", type=int, default=8, show_default=True)
+@click.option("--no-progress", is_flag=True, help="No progress bars.")
+def demo(task, split, batch_size, no_progress):
+    """The embedded default model next to the video-free baselines, with 95% CIs (what `make demo` runs).
+
+    \b
+    Examples:
+      tempbench demo
+      tempbench demo --task synthetic-hard --split heldout
+    """
+    from rich.table import Table
+
+    from .demo import run_demo
+
+    rows = run_demo(task, split, batch_size=batch_size, progress=not no_progress)
+    first = rows[0].result
+    table = Table(title=f"{first.task} {first.split} · n={first.n:,} · profile {first.profile} · value [95% CI]")
+    table.add_column("model", no_wrap=True)
+    metrics = list(first.metrics)
+    for name in metrics:
+        table.add_column(name, justify="right", no_wrap=True)
+    table.add_column("failures", justify="right")
+
+    def cell(r, m):
+        ci = r.ci95.get(m)
+        return f"{r.metrics[m]:.1f} [{ci[0]:.1f}, {ci[1]:.1f}]" if ci else _fmt(r.metrics[m])
+
+    for row in rows:
+        table.add_row(row.model, *(cell(row.result, m) for m in metrics), f"{row.result.failure_rate:.1f}%")
+    con = _console()
+    con.print(table)
+    con.print("tiny-synthetic: a 4.4 M-parameter Qwen2.5-VL trained by tempbench (SFT) on the generated tasks; "
+              "the baselines never look at the video. Run folders: " + ", ".join(r.run_dir for r in rows),
+              soft_wrap=True)
+
+
 @data.command("check-videos")
 @click.argument("task")
 @click.option("--videos", required=True, type=click.Path(file_okay=False, path_type=Path), help="Video folder.")
