@@ -19,8 +19,6 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGE = REPO / "tempbench" / "models" / "tiny_synthetic"
-ZOO = REPO / "tempbench" / "models" / "zoo.py"
 PIN = re.compile(r"^TINY_SYNTHETIC_SHA256: str \| None = .*$", re.MULTILINE)
 MAX_BYTES = 10 * 1000 * 1000
 
@@ -34,7 +32,10 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out", type=Path, help="the --out folder of benchmarks/train_tiny_synthetic.py")
     ap.add_argument("--docs", action="store_true", help="also copy the JSON and curves.png to docs/results/")
+    ap.add_argument("--repo", type=Path, default=REPO, help="the checkout to install into (default: this one)")
     args = ap.parse_args(argv)
+    package = args.repo / "tempbench" / "models" / "tiny_synthetic"
+    zoo = args.repo / "tempbench" / "models" / "zoo.py"
     weights, record = args.out / "model.safetensors", args.out / "train_tiny_synthetic.json"
     for path in (weights, record):
         if not path.is_file():
@@ -50,14 +51,14 @@ def main(argv=None) -> int:
                     f"(sha256 {info['sha256']}, {info['bytes']} bytes)")
     if size > MAX_BYTES:
         return fail(f"{weights} has {size} bytes; the package data may hold at most {MAX_BYTES}")
-    shutil.copy2(weights, PACKAGE / "model.safetensors")
-    text = ZOO.read_text()
+    text = zoo.read_text()
     if not PIN.search(text):
-        return fail(f"{ZOO}: the TINY_SYNTHETIC_SHA256 line was not found")
-    ZOO.write_text(PIN.sub(f'TINY_SYNTHETIC_SHA256: str | None = "{sha}"', text, count=1))
-    print(f"installed {PACKAGE / 'model.safetensors'} ({size / 1e6:.2f} MB) and pinned sha256 {sha} in {ZOO}")
+        return fail(f"{zoo}: the TINY_SYNTHETIC_SHA256 line was not found")
+    shutil.copy2(weights, package / "model.safetensors")
+    zoo.write_text(PIN.sub(f'TINY_SYNTHETIC_SHA256: str | None = "{sha}"', text, count=1))
+    print(f"installed {package / 'model.safetensors'} ({size / 1e6:.2f} MB) and pinned sha256 {sha} in {zoo}")
     if args.docs:
-        results = REPO / "docs" / "results"
+        results = args.repo / "docs" / "results"
         shutil.copy2(record, results / "train_tiny_synthetic.json")
         if (args.out / "curves.png").is_file():
             shutil.copy2(args.out / "curves.png", results / "train_tiny_synthetic_curves.png")

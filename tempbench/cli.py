@@ -510,18 +510,17 @@ def demo(task, split, batch_size, no_progress):
     rows = run_demo(task, split, batch_size=batch_size, progress=not no_progress)
     first = rows[0].result
     table = Table(title=f"{first.task} {first.split} · n={first.n:,} · profile {first.profile} · value [95% CI]")
-    table.add_column("model", no_wrap=True)
-    metrics = list(first.metrics)
-    for name in metrics:
-        table.add_column(name, justify="right", no_wrap=True)
-    table.add_column("failures", justify="right")
+    table.add_column("metric", no_wrap=True)
+    for row in rows:
+        table.add_column(row.model, justify="right", no_wrap=True)
 
     def cell(r, m):
         ci = r.ci95.get(m)
         return f"{r.metrics[m]:.1f} [{ci[0]:.1f}, {ci[1]:.1f}]" if ci else _fmt(r.metrics[m])
 
-    for row in rows:
-        table.add_row(row.model, *(cell(row.result, m) for m in metrics), f"{row.result.failure_rate:.1f}%")
+    for m in first.metrics:
+        table.add_row(m, *(cell(row.result, m) for row in rows))
+    table.add_row("failures", *(f"{row.result.failure_rate:.1f}%" for row in rows))
     con = _console()
     con.print(table)
     con.print("tiny-synthetic: a 4.4 M-parameter Qwen2.5-VL trained by tempbench (SFT) on the generated tasks; "
