@@ -174,7 +174,7 @@ def recipe(args, train_file: Path, videos: Path, n_train: int) -> dict:
                   "max_grad_norm": 1.0},
         # float32 weights and compute: a 4.4 M model gains nothing from bf16, and an earlier bf16 run diverged
         "model_opts": {"bf16": False, "gradient_checkpointing": False},
-        "data": {"workers": args.workers, "cache": True},
+        "data": {"workers": args.workers, "cache": True, "cache_on_device": True},
         "log": {"save_steps": max(1, steps // args.checkpoints), "progress": False},
     }
     if args.smoke:

@@ -56,7 +56,8 @@ def test_prefetch_and_cache_train_the_same_model(home, tmp_path, tiny_model):
     base = {"method": "sft", "model": "tiny-qwen2.5-vl", "task": "synthetic", "limit": 4, "optim.lr": 1e-3,
             "optim.grad_accum": 1, "optim.batch_size": 2, "model_opts.gradient_checkpointing": False, **SMALL}
     plain = train(None, {**base, "out": str(tmp_path / "plain")})
-    fast = train(None, {**base, "out": str(tmp_path / "fast"), "data.workers": 1, "data.cache": True})
+    fast = train(None, {**base, "out": str(tmp_path / "fast"), "data.workers": 1, "data.cache": True,
+                        "data.cache_on_device": True})
     assert plain["global_step"] == fast["global_step"] == 4
     a = load_file(tmp_path / "plain" / "checkpoint-4" / "model.safetensors")
     b = load_file(tmp_path / "fast" / "checkpoint-4" / "model.safetensors")
@@ -80,7 +81,7 @@ def test_max_seconds_stops_with_a_checkpoint(home, tmp_path):
 
 
 def test_data_options_are_checked():
-    assert load_config(None, {"data.workers": 4})["data"] == {"workers": 4, "cache": False}
+    assert load_config(None, {"data.workers": 4})["data"] == {"workers": 4, "cache": False, "cache_on_device": False}
     with pytest.raises(TempbenchError, match="data.workers"):
         load_config(None, {"data.workers": -1})
     with pytest.raises(TempbenchError, match="schedule.max_seconds"):

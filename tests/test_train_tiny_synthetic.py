@@ -43,7 +43,8 @@ def test_results_record(smoke):
     res = json.loads((smoke / "out" / "train_tiny_synthetic.json").read_text())
     assert res["produced_by"] == "benchmarks/train_tiny_synthetic.py" and res["args"]["smoke"] is True
     assert res["data"]["train"] == {"synthetic": 6, "synthetic-hard": 6}
-    assert res["recipe"]["method"] == "sft" and res["recipe"]["data"] == {"workers": 1, "cache": True}
+    assert res["recipe"]["method"] == "sft" and res["recipe"]["data"] == {"workers": 1, "cache": True,
+                                                                          "cache_on_device": True}
     cfg = tomllib.loads(res["train"]["config_toml"])  # what `tempbench train` ran with
     assert cfg["optim"]["batch_size"] == 2 and cfg["schedule"]["epochs"] == 2 and cfg["data"]["cache"] is True
     steps = res["train"]["global_step"]

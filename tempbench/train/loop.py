@@ -335,17 +335,28 @@ class Trainer:
                                 rec = records[i]
                                 raise TempbenchError(f"video {rec['vid']!r} (qid {rec.get('qid')}): {got.error}",
                                                      hint="check the task's videos (tempbench data check-videos)")
-                            clip = dict(got.value)
-                            if cache is not None:  # own memory, not the worker's shared-memory segment
-                                clip["pixel_values_videos"] = clip["pixel_values_videos"].clone()
+                            clip = got.value  # build_inputs copies it out of the worker's shared memory
                         item = self.make_item(records[i], kind, cot, clip=clip)
                         if cache is not None:
+                            if self.cfg["data"]["cache_on_device"]:
+                                item = self._on_device(item)
                             cache[(i, cot)] = item
                     items.append(item)
                 yield pos, idx, items
         finally:
             if pool is not None:
                 pool.close()
+
+    def _on_device(self, item):
+        """The item with its video tensors on the accelerator (a cached item is then never copied again)."""
+        import dataclasses
+
+        dev = self.accelerator.device
+        v = item.video
+        video = dataclasses.replace(v, pixel_values_videos=v.pixel_values_videos.to(dev),
+                                    video_grid_thw=v.video_grid_thw.to(dev),
+                                    second_per_grid_ts=v.second_per_grid_ts.to(dev))
+        return dataclasses.replace(item, video=video)
 
     def gt_text(self, record: dict, kind: str, cot: bool) -> str:
         from tempbench.train.rollout import gt_answer_text
