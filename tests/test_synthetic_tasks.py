@@ -64,3 +64,24 @@ def test_a_changed_cache_is_refused(tb_home):
     (folder / "annotations.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     with pytest.raises(TempbenchError, match="not what this version of tempbench generates"):
         ensure_synthetic("test", "synthetic-hard", first=1)
+
+
+def test_ceiling_script(tb_home, tmp_path):
+    """benchmarks/synthetic_ceiling.py: oracles at patch resolution score what docs/training.md states."""
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "synthetic_ceiling.py"
+    spec = importlib.util.spec_from_file_location("synthetic_ceiling", script)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--out", str(tmp_path / "c.json"), "--splits", "heldout"]) == 0
+    res = json.loads((tmp_path / "c.json").read_text())
+    assert res["produced_by"] == "benchmarks/synthetic_ceiling.py"
+    snap = {t: res["tasks"][t]["heldout"]["snap"] for t in ("synthetic", "synthetic-hard")}
+    assert snap["synthetic"]["n"] == 256 and round(snap["synthetic"]["metrics"]["mIoU"], 2) == 86.50
+    assert round(snap["synthetic-hard"]["metrics"]["mIoU"], 2) == 81.87
+    for task in snap:  # the finer oracles are never worse
+        t = res["tasks"][task]["heldout"]
+        assert t["best-patch"]["metrics"]["mIoU"] >= t["snap"]["metrics"]["mIoU"]
+        assert t["frames"]["metrics"]["mIoU"] >= t["best-patch"]["metrics"]["mIoU"]
