@@ -7,11 +7,11 @@
    tokenizer and chat template shipped with tempbench) with float32 weights drawn under `torch.manual_seed(--seed)`.
 3. Training: `tempbench train --method sft` (a subprocess, the command users run) on the mixed train set of both
    tasks, with the recipe below (`recipe()`: AdamW, peak lr `--lr` after `--warmup-steps`, cosine decay, batch
-   `--batch`, `--epochs` passes, float32 weights; videos prepared by `data.workers` processes once and kept in
-   memory, `data.cache`), a checkpoint every 1/`--checkpoints` of the run; `schedule.max_seconds` guards the
-   lent machine's time (the results say when it stopped the run).
-4. Selection on the `val` splits only (mean mIoU of both tasks; `heldout` never chooses anything): every
-   checkpoint is run by `tempbench run` (greedy, float32) on both val splits.
+   `--batch`, `--epochs` passes, float32 weights; videos prepared once by `data.workers` processes and kept on
+   the GPU, `data.cache` + `data.cache_on_device`), a checkpoint every 1/`--checkpoints` of the run;
+   `schedule.max_seconds` guards the lent machine's time (the results say when it stopped the run).
+4. Selection on the `val` splits only (mean mIoU of both tasks; `heldout` never chooses anything): each of those
+   evenly spaced checkpoints (and the last) is run by `tempbench run` (greedy, float32) on both val splits.
 5. The selected checkpoint becomes the package folder: its weights in bf16 safetensors (`model.safetensors`,
    8.8 MB) beside the shipped tokenizer and config files; that folder is run by `tempbench run` in float32 (what a
    CPU does with the shipped weights) on `heldout` and `test` of both tasks, next to the prior and centre
@@ -439,9 +439,12 @@ def main(argv=None) -> int:
     with open(work / "sft" / "train_log.jsonl", "rb") as src, gzip.open(out / "train_log.jsonl.gz", "wb") as dst:
         shutil.copyfileobj(src, dst)
 
-    # 4. selection on val
+    # 4. selection on val, among the evenly spaced checkpoints and the last one (not the end-of-epoch ones)
     t0 = time.perf_counter()
-    val_rows, best = select_checkpoint(summary["checkpoints"], work, args)
+    every = cfg["log"]["save_steps"]
+    candidates = [ck for ck in summary["checkpoints"]
+                  if int(Path(ck).name.split("-")[1]) % every == 0 or ck == summary["checkpoints"][-1]]
+    val_rows, best = select_checkpoint(candidates, work, args)
     res["val"] = [{"checkpoint": r["checkpoint"], "step": r["step"], "mean_mIoU": r["mean_mIoU"],
                    **{n: {k: r[n][k] for k in ("n", "metrics", "ci95", "failure_rate")} for n in TASKS}}
                   for r in val_rows]
