@@ -393,6 +393,7 @@ def main(argv=None) -> int:
 
     cuda = torch.cuda.is_available()
     device = torch.cuda.get_device_name(0) if cuda else "cpu"
+    log("benchmarks/train_tiny_synthetic.py " + " ".join(sys.argv[1:] if argv is None else argv))
     log(f"device {device}, torch {torch.__version__}, transformers {transformers.__version__}, work {work}")
     res: dict = {
         "produced_by": "benchmarks/train_tiny_synthetic.py", "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),

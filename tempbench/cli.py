@@ -491,7 +491,8 @@ def run_cmd(model, task, split, annotations, kind, videos, out_dir, restart, ret
 
 
 @main.command()
-@click.option("--task", default="synthetic", show_default=True, help="A generated task: synthetic or synthetic-hard.")
+@click.option("--task", type=click.Choice(["synthetic", "synthetic-hard"]), default="synthetic", show_default=True,
+              help="A generated task.")
 @click.option("--split", default="test", show_default=True, help="Split (test: 16 queries; heldout: 256).")
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @click.option("--no-progress", is_flag=True, help="No progress bars.")

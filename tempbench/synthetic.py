@@ -323,14 +323,20 @@ def generate_scenes(out_dir: str | os.PathLike, settings: GeneratorSettings, n_v
         codec = codec or _pick_codec()
         todo = list(range(n_videos)) if indices is None else [int(i) for i in indices]
         jobs = [(settings, seed, i, str(out), codec) for i in todo]
+        done = False
         if workers > 1 and len(jobs) > 1:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
+            from concurrent.futures.process import BrokenProcessPool
 
-            with ProcessPoolExecutor(max_workers=min(workers, len(jobs)),
-                                     mp_context=multiprocessing.get_context("spawn")) as pool:
-                list(pool.map(write_scene_video, jobs, chunksize=max(1, len(jobs) // (4 * workers))))
-        else:
+            try:
+                with ProcessPoolExecutor(max_workers=min(workers, len(jobs)),
+                                         mp_context=multiprocessing.get_context("spawn")) as pool:
+                    list(pool.map(write_scene_video, jobs, chunksize=max(1, len(jobs) // (4 * workers))))
+                done = True
+            except BrokenProcessPool:  # e.g. a main module that cannot be re-imported (code read from stdin)
+                pass
+        if not done:  # in this process (the same bytes)
             for job in jobs:
                 write_scene_video(job)
     ann = out / ANNOTATIONS_FILE
