@@ -362,7 +362,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="weights, query order")
     ap.add_argument("--train-synthetic", type=int, default=2048, help="train videos of `synthetic`")
     ap.add_argument("--train-hard", type=int, default=4096, help="train videos of `synthetic-hard`")
-    ap.add_argument("--epochs", type=int, default=13)
+    ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--warmup-steps", type=int, default=150)
