@@ -435,6 +435,12 @@ def _kv_options(pairs, what):
 @click.option("--video", "video_opts", multiple=True, help="Video setting KEY=VALUE (fps, max_frames, total_pixels...).")
 @click.option("--gen", "gen_opts", multiple=True,
               help="Generation setting KEY=VALUE[,KEY=VALUE] (max_new_tokens, do_sample, temperature...).")
+@click.option("--model-args", "model_args", multiple=True,
+              help="Adapter options KEY=VALUE[,KEY=VALUE], recorded in run.json. transformers models take dtype, "
+                   "attn_implementation, revision, device, trust_remote_code (off unless asked), and for Qwen3-VL / "
+                   "Qwen3.5 timestamps=frame-indices|pts, layout=release|transformers, rope_index.")
+@click.option("--time-hint", is_flag=True,
+              help="Add a 'Frame at t s' line per frame before the prompt of a model that sees no frame times.")
 @click.option("--api-base", default=None, help="OpenAI-compatible server URL, for openai:NAME models.")
 @click.option("--api-key-env", default=None,
               help="Env variable holding the API key (default: OPENAI_API_KEY if set; none for a local server).")
@@ -444,8 +450,8 @@ def _kv_options(pairs, what):
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result record as JSON.")
 def run_cmd(model, task, split, annotations, kind, videos, out_dir, restart, retry_errors, limit, batch_size, shard,
-            resume, setting, prompt, profile, video_opts, gen_opts, api_base, api_key_env, workers, prefetch,
-            no_progress, as_json):
+            resume, setting, prompt, profile, video_opts, gen_opts, model_args, time_hint, api_base, api_key_env,
+            workers, prefetch, no_progress, as_json):
     """Run a model over a task split: predictions, run.json, a scored result and a table.
 
     \b
@@ -457,12 +463,30 @@ def run_cmd(model, task, split, annotations, kind, videos, out_dir, restart, ret
       tempbench run --model tiny-synthetic --task synthetic
       tempbench run --model Qwen/Qwen2.5-VL-7B-Instruct --task charades --videos ~/Charades_v1_480
       tempbench run --model openai:Qwen2.5-VL-7B --api-base http://localhost:8000/v1 --task qvhighlights --videos DIR
+      tempbench run --model qwen3-vl-8b --task charades --videos DIR --model-args dtype=bfloat16,attn_implementation=sdpa
       tempbench run --model baseline:center --annotations my_queries.jsonl
       torchrun --nproc-per-node 2 -m tempbench run --model CKPT --task anet --videos DIR
     """
+    from .models import model_args_for
     from .runner import run as run_model
 
-    model_options = {}
+    model_options = _kv_options(model_args, "--model-args")
+    allowed = model_args_for(model)
+    unknown = sorted(set(model_options) - set(allowed))
+    if unknown:
+        from .errors import UsageError
+
+        raise UsageError(f"--model-args {', '.join(unknown)}: not an option of {model.split(':')[0]} models",
+                         f"they take: {', '.join(sorted(allowed))}" if allowed else
+                         "this kind of model takes no --model-args")
+    if time_hint:
+        if "time_hint" not in allowed:
+            from .errors import UsageError
+
+            raise UsageError(f"--time-hint does not apply to {model.split(':')[0]} models",
+                             "openai: frames mode already writes 'Frame at t s:' before each frame; baselines see "
+                             "no video")
+        model_options["time_hint"] = True
     if api_base:
         model_options["api_base"] = api_base
     if model.startswith("openai:") and api_key_env:

@@ -132,3 +132,24 @@ def test_model_options_dtype_and_attention_land_in_the_identity(home3, tmp_path)
     s2 = run("tiny-qwen3.5", "synthetic", out_dir=tmp_path / "b", limit=1, generation={"max_new_tokens": 2},
              progress=False, prefetch="thread", model_options={"dtype": "bfloat16"})
     assert s2.config.model.dtype == "bfloat16" and s2.config.fingerprint != s.config.fingerprint
+
+
+def test_cli_model_args_land_in_run_json_and_bad_ones_are_one_line(home3, tmp_path):
+    out = tmp_path / "run"
+    base = ["run", "--model", "tiny-qwen3.5", "--task", "synthetic", "--limit", "1", "--gen", "max_new_tokens=2",
+            "--no-progress", "--prefetch", "thread"]
+    res = CliRunner().invoke(main, base + ["--out", str(out), "--model-args",
+                                           "dtype=float32,attn_implementation=eager,device=cpu"])
+    assert res.exit_code == 0, res.output
+    mi = json.loads((out / "run.json").read_text())["model"]
+    assert mi["dtype"] == "float32" and mi["attn_implementation"] == "eager" and mi["info"]["device"] == "cpu"
+    for args, message in ((["--model-args", "dtype=float33"], "dtype='float33' is unknown"),
+                          (["--model-args", "colour=blue"], "--model-args colour: not an option"),
+                          (["--model-args", "trust_remote_code=maybe"], "must be true or false"),
+                          (["--time-hint"], "already reads frame times")):
+        res = CliRunner().invoke(main, base + ["--out", str(tmp_path / "bad"), *args])
+        assert res.exit_code == 2 and message in res.output, (args, res.output)
+        assert "Traceback" not in res.output
+    res = CliRunner().invoke(main, ["run", "--model", "baseline:center", "--task", "synthetic", "--time-hint",
+                                    "--out", str(tmp_path / "b")])
+    assert res.exit_code == 2 and "--time-hint does not apply to baseline models" in res.output

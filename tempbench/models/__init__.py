@@ -91,6 +91,16 @@ def load_model(spec: str, **options: Any) -> ModelAdapter:
     return load_hf_model(spec, **opts)
 
 
+def model_args_for(spec: str) -> dict[str, type]:
+    """The options `tempbench run --model-args` may set for `spec`'s kind of model (name -> type); each adapter
+    checks the values of its own keys (transformers: `tempbench.models.hf.check_hf_options`)."""
+    if not isinstance(spec, str) or spec.startswith(("openai:", "baseline:")):
+        return {}
+    from tempbench.models.hf import HF_MODEL_ARGS
+
+    return dict(HF_MODEL_ARGS)
+
+
 def recommended_prompt(spec: str) -> str | None:
     """The zoo's recommended prompt name for `spec`, if it is a zoo model."""
     from tempbench.models import zoo
@@ -99,4 +109,4 @@ def recommended_prompt(spec: str) -> str | None:
     return entry.prompt if entry else None
 
 
-__all__ = ["load_model", "recommended_prompt", "GenerationSettings", "ModelAdapter", "ModelInput"]
+__all__ = ["load_model", "model_args_for", "recommended_prompt", "GenerationSettings", "ModelAdapter", "ModelInput"]

@@ -285,6 +285,8 @@ class OpenAIChat:
             spec=f"openai:{self.model}", id=f"openai:{self.model}", backend=self.backend,
             served_model=self._served_model, options=options,
             info={"name": self.name, "api_base": public_url(self.api_base), "concurrency": self.concurrency,
+                  # frames mode writes `Frame at t s:` before each image; video_url leaves time to the server
+                  "time_convention": "text-timestamps" if self.mode == "frames" else "server-side",
                   "timeout_s": self.timeout, "max_retries": self.max_retries,
                   "system_fingerprints": sorted(self._fingerprints), "stats": dict(self.stats)},
         )
