@@ -13,7 +13,8 @@ model's tokenizer) against the two stock pipelines, on real mp4 files written he
 
 Compared per case: `pixel_values_videos` (bit for bit), `video_grid_thw`, the prompt ids in the transformers layout
 (bit for bit: this covers every `<t seconds>` marker), the release layout (= those ids without the template's
-outer `<|vision_start|>` / `<|vision_end|>`), and the sampled frame indices and source fps.
+outer `<|vision_start|>` / `<|vision_end|>`), the sampled frame indices and source fps, and the 3-D position ids of
+both layouts (tempbench's release definition against this transformers version's `get_rope_index`).
 
 generic: tempbench's torch-only LLaVA-OneVision and GLM-4.1V processors (`tempbench.models.hf_video`) against
 `AutoProcessor` (stock, torchvision) on the same frames and metadata: ids, `pixel_values_videos`, grids.
@@ -268,6 +269,17 @@ def check_qwen3(args, work) -> dict:
             row["release_is_stock_without_outer_pair"] = rel == stock_ids[:k] + stock_ids[k + 1:end] + stock_ids[end + 1:]
             row["last_marker"] = f"<{index_timestamps(clip.indices, clip.source_fps)[-1]:.1f} seconds>"
             good &= row["release_is_stock_without_outer_pair"]
+            # position ids: tempbench's release definition = this transformers version's get_rope_index
+            from tempbench.models.qwen.rope3 import qwen3_vl_rope_index
+
+            inner = base.model.model
+            for layout_name, inp in (("transformers", mine), ("release", r.build_inputs([ModelInput(clip, PROMPT, 0)]))):
+                ours_pos, ours_d = qwen3_vl_rope_index(inp["input_ids"], inp["mm_token_type_ids"],
+                                                       video_grid_thw=inp["video_grid_thw"])
+                stock_pos, stock_d = type(inner).get_rope_index(inner, inp["input_ids"], inp["mm_token_type_ids"],
+                                                                video_grid_thw=inp["video_grid_thw"].clone())
+                row[f"rope_equal_{layout_name}"] = bool(torch.equal(ours_pos, stock_pos) and torch.equal(ours_d, stock_d))
+                good &= row[f"rope_equal_{layout_name}"]
             # B. transformers' own pipeline on the whole video
             reader = PyAVVideoReader(path)
             full = reader.get_batch(range(len(reader))).asnumpy()
