@@ -139,8 +139,8 @@ def measure(parsing, limit: float, cases: dict[str, str]) -> dict:
     for case, text in cases.items():
         row = {}
         for name in parsing.PROFILES:
-            row[name] = _timed(lambda: parsing.parse_span(text, name), limit)
-        row["highlights"] = _timed(lambda: parsing.parse_highlights(text, 150.0), limit)
+            row[name] = _timed(lambda t=text, n=name: parsing.parse_span(t, n), limit)
+        row["highlights"] = _timed(lambda t=text: parsing.parse_highlights(t, 150.0), limit)
         out[case] = row
     return out
 

@@ -354,7 +354,7 @@ def test_one_megabyte_answers_parse_in_under_a_second_under_every_profile(kind):
     text = HOSTILE_1MB[kind]
     assert 990_000 <= len(text) <= 1_000_000
     for name in PROFILES:
-        seconds = _seconds_or_none(lambda: parse_span(text, name), limit=3.0)
+        seconds = _seconds_or_none(lambda n=name: parse_span(text, n), limit=3.0)
         assert seconds is not None and seconds < 1.0, (name, seconds)
 
 
