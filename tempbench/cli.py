@@ -40,6 +40,14 @@ class Group(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted: everything written so far is kept (re-run to resume)", err=True)
             ctx.exit(130)
+        except OSError as exc:  # a write the library did not expect to fail: the disk, not a bug
+            from .io import WRITE_ERRNOS
+
+            if exc.errno not in WRITE_ERRNOS:
+                raise
+            click.echo(f"error: {exc.filename or 'a file'}: {WRITE_ERRNOS[exc.errno]}", err=True)
+            click.echo("hint: free space or choose another path, then run again", err=True)
+            ctx.exit(2)
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
