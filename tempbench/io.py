@@ -151,6 +151,15 @@ def read_jsonl(path: str | os.PathLike, expected: str, *, objects: bool = True) 
                            objects=objects))
 
 
+WRITE_ERRNOS = {errno.ENOSPC: "the disk is full", errno.EROFS: "the file system is read-only",
+                errno.EDQUOT: "the disk quota is exceeded", errno.EFBIG: "the file size limit is reached",
+                errno.EACCES: "permission denied", errno.EPERM: "permission denied",
+                errno.ENOTDIR: "a part of the path is a file, not a folder",
+                errno.EEXIST: "a part of the path is a file, not a folder",
+                errno.EISDIR: "it is a folder, not a file", errno.ENAMETOOLONG: "the name is too long"}
+_PATH_ERRNOS = {errno.ENOTDIR, errno.EEXIST, errno.EISDIR, errno.ENAMETOOLONG}
+
+
 def check_writable_dir(path: str | os.PathLike, what: str) -> Path:
     """Create `path` (a folder) or say in one line why it cannot be (a file in the way, a read-only disk...)."""
     path = Path(path)
@@ -162,17 +171,9 @@ def check_writable_dir(path: str | os.PathLike, what: str) -> Path:
         raise TempbenchError(f"{what} {path}: a part of the path is a file, not a folder",
                              "choose another folder") from None
     except OSError as exc:
-        raise TempbenchError(f"{what} {path}: cannot be created ({exc.strerror})", "choose another folder") from None
+        reason = WRITE_ERRNOS.get(exc.errno, exc.strerror or str(exc))
+        raise TempbenchError(f"{what} {path}: cannot be created ({reason})", "choose another folder") from None
     return path
-
-
-WRITE_ERRNOS = {errno.ENOSPC: "the disk is full", errno.EROFS: "the file system is read-only",
-                errno.EDQUOT: "the disk quota is exceeded", errno.EFBIG: "the file size limit is reached",
-                errno.EACCES: "permission denied", errno.EPERM: "permission denied",
-                errno.ENOTDIR: "a part of the path is a file, not a folder",
-                errno.EEXIST: "a part of the path is a file, not a folder",
-                errno.EISDIR: "it is a folder, not a file", errno.ENAMETOOLONG: "the name is too long"}
-_PATH_ERRNOS = {errno.ENOTDIR, errno.EEXIST, errno.EISDIR, errno.ENAMETOOLONG}
 
 
 def disk_error(exc: OSError, path, what: str) -> TempbenchError:

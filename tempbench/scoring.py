@@ -360,6 +360,8 @@ def compare(a: Result, b: Result, n_resamples: int = 1000, seed: int = 0) -> Com
     `tempbench.metrics.stats.paired_test`. Both results need their details."""
     from .metrics.stats import paired_test
 
+    if n_resamples < 1:
+        raise TempbenchError(f"--resamples {n_resamples}: must be at least 1", "e.g. --resamples 1000")
     if (a.task, a.split) != (b.task, b.split):
         raise TempbenchError(f"{a.provenance.predictions_file} is {a.task}/{a.split} but "
                              f"{b.provenance.predictions_file} is {b.task}/{b.split}",
