@@ -443,17 +443,24 @@ def _kv_options(pairs, what):
 @click.option("--video", "video_opts", multiple=True, help="Video setting KEY=VALUE (fps, max_frames, total_pixels...).")
 @click.option("--gen", "gen_opts", multiple=True,
               help="Generation setting KEY=VALUE[,KEY=VALUE] (max_new_tokens, do_sample, temperature...).")
+@click.option("--model-args", "model_args", multiple=True,
+              help="Adapter options KEY=VALUE[,KEY=VALUE], recorded in run.json. openai:NAME takes timeout (s per "
+                   "attempt), deadline (s per request, retries included), max_retries, concurrency, "
+                   "mode=frames|video_url, image_format, jpeg_quality, video_url_base, max_answer_bytes, backoff, "
+                   "max_backoff, max_tokens_field, extra_body (JSON).")
 @click.option("--api-base", default=None, help="OpenAI-compatible server URL, for openai:NAME models.")
 @click.option("--api-key-env", default=None,
-              help="Env variable holding the API key (default: OPENAI_API_KEY if set; none for a local server).")
+              help="Env variable holding the API key for --api-base. OPENAI_API_KEY is sent only to "
+                   "https://api.openai.com; any other server gets a key only from --api-key-env NAME, and over "
+                   "plain http only on this machine (127.0.0.1, localhost). Redirects are never followed.")
 @click.option("--workers", type=int, default=None, help="Video decoding workers (default: cores - 1, at most 16).")
 @click.option("--prefetch", type=click.Choice(["process", "thread"]), default="process", show_default=True,
               help="Decode and preprocess videos in worker processes or threads.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result record as JSON.")
 def run_cmd(model, task, split, annotations, kind, videos, out_dir, restart, retry_errors, limit, batch_size, shard,
-            resume, setting, prompt, profile, video_opts, gen_opts, api_base, api_key_env, workers, prefetch,
-            no_progress, as_json):
+            resume, setting, prompt, profile, video_opts, gen_opts, model_args, api_base, api_key_env, workers,
+            prefetch, no_progress, as_json):
     """Run a model over a task split: predictions, run.json, a scored result and a table.
 
     \b
@@ -465,12 +472,22 @@ def run_cmd(model, task, split, annotations, kind, videos, out_dir, restart, ret
       tempbench run --model tiny-synthetic --task synthetic
       tempbench run --model Qwen/Qwen2.5-VL-7B-Instruct --task charades --videos ~/Charades_v1_480
       tempbench run --model openai:Qwen2.5-VL-7B --api-base http://localhost:8000/v1 --task qvhighlights --videos DIR
+      tempbench run --model openai:gpt-4o --api-base https://api.openai.com/v1 --model-args timeout=300,concurrency=4 ...
       tempbench run --model baseline:center --annotations my_queries.jsonl
       torchrun --nproc-per-node 2 -m tempbench run --model CKPT --task anet --videos DIR
     """
+    from .models import model_args_for
     from .runner import run as run_model
 
-    model_options = {}
+    model_options = _kv_options(model_args, "--model-args")
+    allowed = model_args_for(model)
+    unknown = sorted(set(model_options) - set(allowed))
+    if unknown:
+        from .errors import UsageError
+
+        raise UsageError(f"--model-args {', '.join(unknown)}: not an option of {model.split(':')[0]} models",
+                         f"they take: {', '.join(sorted(allowed))}" if allowed else
+                         "this kind of model takes no --model-args")
     if api_base:
         model_options["api_base"] = api_base
     if model.startswith("openai:") and api_key_env:

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from . import __version__, io
 from .errors import TempbenchError
+from .models.base import BatchError, FailedAnswer
 from .results import Execution, Result, RunConfig, RunOutcome, VideoCoverage, write_details
 
 
@@ -443,11 +444,23 @@ def _predict(adapter, config: RunConfig, todo, mine, pred_path, run_json, *, dir
                                           meta={"vid": rec["vid"], "duration": rec["duration"]})
                               for rec, value in batch]
                     t0 = time.perf_counter()
-                    texts = adapter.generate(inputs)
+                    stop = None
+                    try:
+                        texts = adapter.generate(inputs)
+                    except BatchError as exc:  # keep what the batch did answer, then stop
+                        texts, stop = exc.answers + [None] * (len(inputs) - len(exc.answers)), exc
                     model_seconds += time.perf_counter() - t0
                     check_served_model()
-                    writer.write_batch([{"qid": rec["qid"], "vid": rec["vid"], "output": text}
-                                        for (rec, _), text in zip(batch, texts)])
+                    rows = []
+                    for (rec, _), text in zip(batch, texts):
+                        if isinstance(text, FailedAnswer):
+                            coverage["errors"] += 1
+                            rows.append({"qid": rec["qid"], "vid": rec["vid"], "error": text.message})
+                        elif text is not None:
+                            rows.append({"qid": rec["qid"], "vid": rec["vid"], "output": text})
+                    writer.write_batch(rows)
+                    if stop is not None:
+                        raise stop
                     done_now += len(batch)
                     bar.update(task_id, advance=len(batch),
                                rate=f"{done_now / (time.perf_counter() - t_start):.2f}")

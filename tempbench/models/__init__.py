@@ -90,6 +90,15 @@ def load_model(spec: str, **options: Any) -> ModelAdapter:
     return load_hf_model(spec, **opts)
 
 
+def model_args_for(spec: str) -> dict[str, type]:
+    """The options `tempbench run --model-args` may set for `spec`'s kind of model (name -> type)."""
+    if isinstance(spec, str) and spec.startswith("openai:"):
+        from tempbench.models.openai import MODEL_ARGS
+
+        return dict(MODEL_ARGS)
+    return {}
+
+
 def recommended_prompt(spec: str) -> str | None:
     """The zoo's recommended prompt name for `spec`, if it is a zoo model."""
     from tempbench.models import zoo
@@ -98,4 +107,4 @@ def recommended_prompt(spec: str) -> str | None:
     return entry.prompt if entry else None
 
 
-__all__ = ["load_model", "recommended_prompt", "GenerationSettings", "ModelAdapter", "ModelInput"]
+__all__ = ["load_model", "model_args_for", "recommended_prompt", "GenerationSettings", "ModelAdapter", "ModelInput"]

@@ -74,6 +74,24 @@ class GenerationSettings:
         return d
 
 
+@dataclass(frozen=True)
+class FailedAnswer:
+    """No answer for one query (an empty or malformed reply, an answer over the size cap): the runner writes it as
+    an `error` row (a failure in the scores; `--retry-errors` asks again) and the run goes on."""
+
+    message: str
+
+
+class BatchError(TempbenchError):
+    """A failure that stops the run (the server refuses every request, or cannot be reached). `answers` holds what
+    the batch did produce, one entry per input (a str, a FailedAnswer, or None where no answer came), so the runner
+    keeps the good answers before it stops."""
+
+    def __init__(self, message: str, hint: str | None = None, answers: list | None = None):
+        super().__init__(message, hint)
+        self.answers = list(answers or [])
+
+
 @runtime_checkable
 class ModelAdapter(Protocol):
     """What every model backend provides."""
@@ -84,8 +102,9 @@ class ModelAdapter(Protocol):
         """What produces the answers (`tempbench.results.ModelIdentity`): part of the run's identity."""
         ...
 
-    def generate(self, batch: list[ModelInput]) -> list[str]:
-        """Raw text answers, one per input, in input order."""
+    def generate(self, batch: list[ModelInput]) -> list[str | FailedAnswer]:
+        """Raw text answers, one per input, in input order (a FailedAnswer where one query got none); a
+        BatchError (or any TempbenchError) when the run cannot go on."""
         ...
 
     def close(self) -> None:
