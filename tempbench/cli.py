@@ -237,6 +237,23 @@ def _result_table(result):
     return table
 
 
+def _profiles_table(results):
+    """One row per profile, the task card's headline columns (readable at 100 columns; --json has every metric)."""
+    from rich.table import Table
+
+    from .tasks import table_columns
+
+    first = results[0]
+    columns = [(m, label) for m, label in table_columns(first.task, first.kind) if m in first.metrics] or \
+        [(m, m) for m in list(first.metrics)[:6]]
+    table = Table(title=f"{first.task} {first.split} · n={first.n:,}: one file under every profile")
+    for col in ["profile", *[label for _, label in columns], "failures %"]:
+        table.add_column(col, justify="left" if col == "profile" else "right", no_wrap=col == "profile")
+    for r in results:
+        table.add_row(r.profile, *[_fmt(r.metrics.get(m)) for m, _ in columns], _fmt(r.failure_rate))
+    return table
+
+
 def _counts_line(result) -> str:
     c = result.counts
     parts = [f"{c.predictions:,} predictions", f"{c.ok:,} ok", f"{c.repaired:,} repaired",
@@ -301,15 +318,8 @@ def score(predictions, task, split, annotations, kind, profile, as_json, out, de
         return
     con = _console()
     if profile == "all":
-        from rich.table import Table
-
-        names = list(results[0].metrics)
-        table = Table(title=f"{results[0].task} {results[0].split}: one file under every profile")
-        for col in ["profile", *names, "failures %", "n"]:
-            table.add_column(col, justify="left" if col == "profile" else "right")
-        for r in results:
-            table.add_row(r.profile, *[_fmt(r.metrics.get(n)) for n in names], _fmt(r.failure_rate), f"{r.n:,}")
-        con.print(table)
+        con.print(_profiles_table(results))
+        con.print("[dim]every metric of every profile: --json[/]")
         return
     result = results[0]
     con.print(_result_table(result))
@@ -433,7 +443,9 @@ def _kv_options(pairs, what):
 @click.option("--retry-errors", is_flag=True, help="Run again the queries whose row is an error (e.g. a missing video).")
 @click.option("--limit", type=int, default=None, help="Only the first N queries (the result is marked partial).")
 @click.option("--batch-size", type=int, default=8, show_default=True)
-@click.option("--shard", default=None, help="i/n: run every n-th query starting at i (default: from torchrun env).")
+@click.option("--shard", default=None,
+              help="i/n: run every n-th query starting at i (default: from torchrun env); shard 0 then waits for the "
+                   "others (up to TEMPBENCH_MERGE_TIMEOUT seconds, default 3600), merges and scores.")
 @click.option("--resume/--no-resume", default=True, show_default=True, help="Skip queries already predicted.")
 @click.option("--setting", type=click.Choice(["zero-shot", "fine-tuned"]), default=None,
               help="Recorded in the result (the zoo knows it for its models).")
@@ -497,12 +509,16 @@ def run_cmd(model, task, split, annotations, kind, videos, out_dir, restart, ret
                         retry_errors=retry_errors, setting=setting, prompt=prompt, profile=profile,
                         video_settings=_kv_options(video_opts, "--video"),
                         generation=_kv_options(gen_opts, "--gen"), workers=workers, prefetch=prefetch,
-                        progress=not no_progress and not as_json, model_options=model_options)
+                        progress=not no_progress and not as_json, model_options=model_options,
+                        notify=lambda message: click.echo(message, err=True))
     con = _console(stderr=as_json)
     if summary.moved_aside is not None:
         con.print(f"moved the old run aside to {summary.moved_aside}", soft_wrap=True)
     if summary.result is None:
         con.print(f"{summary.status}: {summary.predictions}", soft_wrap=True)
+        if summary.status == "rank finished":
+            con.print(f"shard {summary.config.execution.shard} is done; shard 0/{summary.config.execution.world_size}"
+                      " merges the shards and scores once every shard is done", soft_wrap=True)
         return
     if as_json:
         _print_json(summary.result.to_json())
@@ -524,6 +540,8 @@ def run_cmd(model, task, split, annotations, kind, videos, out_dir, restart, ret
 def data_check_videos(task, videos, split, tolerance, as_json):
     """Which of a split's videos are present, missing, undecodable, or of another length than annotated.
 
+    Exit code 1 when a video is missing or cannot be decoded (a duration mismatch is reported, not failed).
+
     \b
     Example:
       tempbench data check-videos anet --videos ~/activitynet/videos
@@ -531,11 +549,16 @@ def data_check_videos(task, videos, split, tolerance, as_json):
     from .annotations import load_annotations
     from .video import check_videos
 
+    if not videos.is_dir():
+        raise TempbenchError(f"--videos {videos}: no such folder", "give the folder that holds the task's videos")
     records = load_annotations(task, split)
     durations = {r["vid"]: r["duration"] for r in records}
     report = check_videos(list(durations), durations, videos, tolerance=tolerance)
+    bad = len(report["missing"]) + len(report["undecodable"])
     if as_json:
         _print_json(report)
+        if bad:
+            sys.exit(1)
         return
     from rich.table import Table
 
@@ -550,6 +573,10 @@ def data_check_videos(task, videos, split, tolerance, as_json):
             (v if isinstance(v, str) else str(v.get("vid", v))) for v in (value or [])[:3])
         table.add_row(key.replace("_", " "), f"{n:,}", examples)
     _console().print(table)
+    if bad:  # exit code 1: a check failed (the runner would write error rows for these queries)
+        click.echo(f"{len(report['missing']):,} of {report['n']:,} videos missing, {len(report['undecodable']):,} "
+                   f"undecodable (--json lists them all)", err=True)
+        sys.exit(1)
 
 
 # ------------------------------------------------------------------------------------------------------------------
