@@ -29,8 +29,10 @@ def charades(use_imported):
     return load_annotations("charades", "test")
 
 
-def test_qvhighlights_official_sample_end_to_end(use_imported, shared_data, tmp_path):
-    folder = shared_data / "qvhighlights" / "preds" / "moment_detr_sample"
+def test_qvhighlights_official_sample_end_to_end(use_imported, tmp_path):
+    from conftest import require_shared_data
+
+    folder = require_shared_data("qvhighlights", "preds", "moment_detr_sample")
     result = cli("score", folder / "sample_val_preds.jsonl", "--task", "qvhighlights", "--json", "--no-ci")
     assert result.exit_code == 0, result.output
     record = json.loads(result.output)
