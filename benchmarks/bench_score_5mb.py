@@ -3,7 +3,7 @@
 Each case is one predictions file of about 5 MB shaped to make the scorer's cost follow something other than the
 file's size (one row of a huge window list, a huge saliency list, ...). Every case is scored by the command line in
 a fresh process (`tempbench score FILE --task T`, bootstrap CIs included, as a user runs it); the benchmark reports
-the wall time and the peak resident memory of that process (`os.wait4` rusage), and whether it scored (exit 0) or
+the wall time and the peak resident memory of that process (its VmHWM, read at exit), and whether it scored (exit 0) or
 refused the file with one line (exit 2, the message shown).
 
 `--before REV` runs the same cases with the `tempbench/` package of another git revision (exported with `git
@@ -94,6 +94,17 @@ def build_cases(folder: Path, charades: list[dict], qvh: list[dict]) -> dict[str
     return cases
 
 
+# The scoring process reports its own peak resident memory (VmHWM of its address space, read at exit; a process
+# stopped by the time limit reports none). getrusage's ru_maxrss would also count the RSS it had when forked.
+PEAK_REPORTER = ("import atexit, sys\n"
+                 "def _peak():\n"
+                 "    kb = next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1]\n"
+                 "    sys.stderr.write(f'peak-rss-kb {kb}\\n')\n"
+                 "atexit.register(_peak)\n"
+                 "from tempbench.cli import main\n"
+                 "main()\n")
+
+
 def _limit(cap_bytes: int):
     def apply():
         resource.setrlimit(resource.RLIMIT_AS, (cap_bytes, cap_bytes))
@@ -102,8 +113,7 @@ def _limit(cap_bytes: int):
 
 def run_case(pythonpath: str, task: str, split: str, path: Path, home: str, cap_gb: float, timeout: float) -> dict:
     env = {**os.environ, "PYTHONPATH": pythonpath, "TEMPBENCH_HOME": home}
-    cmd = [sys.executable, "-c", "from tempbench.cli import main; main()", "score", str(path), "--task", task,
-           "--split", split]
+    cmd = [sys.executable, "-c", PEAK_REPORTER, "score", str(path), "--task", task, "--split", split]
     began = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=_limit(int(cap_gb * 2**30)))
@@ -115,13 +125,12 @@ def run_case(pythonpath: str, task: str, split: str, path: Path, home: str, cap_
         out, err = proc.communicate()
         timed_out = True
     seconds = time.perf_counter() - began
-    # communicate() has reaped the child: its rusage is in RUSAGE_CHILDREN only as a running maximum, so each
-    # case runs in its own interpreter (see main) and reads the maximum there
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
-    text = (err or out).strip().splitlines()
+    lines = (err or "").splitlines()
+    peak_kb = next((int(x.split()[1]) for x in lines if x.startswith("peak-rss-kb ")), None)
+    text = [x for x in (err or out).strip().splitlines() if not x.startswith("peak-rss-kb ")]
     last = next((line for line in text if line.startswith("error:")), text[-1] if text else "")
-    return {"seconds": round(seconds, 3), "peak_rss_mb": round(peak / 2**20, 1), "exit": proc.returncode,
-            "timed_out": timed_out, "message": last[:200]}
+    return {"seconds": round(seconds, 3), "peak_rss_mb": None if peak_kb is None else round(peak_kb / 1024, 1),
+            "exit": proc.returncode, "timed_out": timed_out, "message": last[:200]}
 
 
 def _home() -> str:
@@ -147,12 +156,6 @@ def _export(rev: str) -> str:
     return folder
 
 
-def _one(args) -> None:
-    """Child mode: run one case (so RUSAGE_CHILDREN's maximum is that case's) and print its JSON."""
-    print(json.dumps(run_case(args.pythonpath, args.task, args.split, Path(args.file), args.home, args.cap_gb,
-                              args.timeout)))
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--before", default=None, help="git revision whose tempbench/ runs side by side")
@@ -160,11 +163,7 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=300.0)
     ap.add_argument("--cases", nargs="*", default=None)
     ap.add_argument("--json", default=None)
-    ap.add_argument("--one", nargs=5, metavar=("PYTHONPATH", "TASK", "SPLIT", "FILE", "HOME"), help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.one:
-        args.pythonpath, args.task, args.split, args.file, args.home = args.one
-        return _one(args)
     home = _home()
 
     def records(task, split):
@@ -180,10 +179,7 @@ def main() -> None:
     results: dict = {name: {} for name in cases}
     for name, (task, split, path) in cases.items():
         for which, tree in trees.items():
-            proc = subprocess.run([sys.executable, __file__, "--cap-gb", str(args.cap_gb), "--timeout",
-                                   str(args.timeout), "--one", tree, task, split, str(path), home],
-                                  capture_output=True, text=True, check=True)
-            results[name][which] = json.loads(proc.stdout)
+            results[name][which] = run_case(tree, task, split, path, home, args.cap_gb, args.timeout)
         results[name]["file_mb"] = round(path.stat().st_size / 1e6, 2)
         print(name, json.dumps(results[name]), flush=True)
     print(f"\n5 MB predictions files, `tempbench score FILE --task T` (bootstrap CIs on), cap {args.cap_gb:g} GB")
@@ -193,7 +189,8 @@ def main() -> None:
         cells = []
         for w in trees:
             x = r[w]
-            cells += [">timeout" if x["timed_out"] else f"{x['seconds']:.2f}", f"{x['peak_rss_mb']:.0f}", str(x["exit"])]
+            peak = "-" if x["peak_rss_mb"] is None else f"{x['peak_rss_mb']:.0f}"
+            cells += [">timeout" if x["timed_out"] else f"{x['seconds']:.2f}", peak, str(x["exit"])]
         print(" | ".join([name, f"{r['file_mb']:.1f}", *cells]))
     if args.json:
         Path(args.json).write_text(json.dumps({"before_rev": args.before, "cap_gb": args.cap_gb,
