@@ -186,28 +186,28 @@ REPORTED = [
 RELEASED_QVH = [
     ("val", "Moment-DETR (released CLIP-only checkpoint)", "jayleicn/moment_detr",
      "moment_detr_ckpt/inference_hl_val_test_code_preds.jsonl",
-     "jayleicn/moment_detr@b7e553ac:run_on_video/moment_detr_ckpt/inference_hl_val_test_code_preds.jsonl",
+     "jayleicn/moment_detr@b7e553ac3b0c898ee6b85e03ee507c064eab89ca:run_on_video/moment_detr_ckpt/inference_hl_val_test_code_preds.jsonl",
      "moment_detr_ckpt/inference_hl_val_test_code_preds_metrics.json"),
     ("val", "Moment-DETR (official sample predictions)", "jayleicn/moment_detr",
      "moment_detr_sample/sample_val_preds.jsonl",
-     "jayleicn/moment_detr@b7e553ac:standalone_eval/sample_val_preds.jsonl",
+     "jayleicn/moment_detr@b7e553ac3b0c898ee6b85e03ee507c064eab89ca:standalone_eval/sample_val_preds.jsonl",
      "moment_detr_sample/sample_val_preds_metrics_raw.json"),
     ("val", "QD-DETR (released video-only checkpoint)", "wjun0830/QD-DETR",
      "qd_detr_video/best_hl_val_preds.jsonl",
-     "wjun0830/QD-DETR@56c63b2c:results/video_checkpoint/best_hl_val_preds.jsonl",
+     "wjun0830/QD-DETR@56c63b2c75c5673dfe693f3ae9438f5fc1f1679a:results/video_checkpoint/best_hl_val_preds.jsonl",
      "qd_detr_video/best_hl_val_preds_metrics.json"),
     ("val", "CG-DETR (released predictions)", "wjun0830/CGDETR", "cg_detr/best_hl_val_preds.jsonl",
-     "wjun0830/CGDETR@212b2e49:results/qvhighlights/best_hl_val_preds.jsonl",
+     "wjun0830/CGDETR@212b2e49a0893512930d63b9294a8c066347e606:results/qvhighlights/best_hl_val_preds.jsonl",
      "cg_detr/best_hl_val_preds_metrics.json"),
     ("val", "EaTR (released predictions)", "jinhyunj/EaTR", "eatr/best_hl_val_preds.jsonl",
-     "jinhyunj/EaTR@384f0939:eatr_ckpt/best_hl_val_preds.jsonl", None),
+     "jinhyunj/EaTR@384f09396a32741a73106d2e147bde54cbcce48f:eatr_ckpt/best_hl_val_preds.jsonl", None),
     ("val", "TR-DETR (released predictions)", "mingyao1120/TR-DETR", "tr_detr/best_hl_val_preds.jsonl",
-     "mingyao1120/TR-DETR@fca43a9c:checkpoint/[V_SOTA]hl-video_tef-exp-2023_07_24_20_09_00/best_hl_val_preds.jsonl",
+     "mingyao1120/TR-DETR@fca43a9c64f10eb6a055365081e5ff2abdbcafda:checkpoint/[V_SOTA]hl-video_tef-exp-2023_07_24_20_09_00/best_hl_val_preds.jsonl",
      None),
     ("test", "CG-DETR (released test submission)", "wjun0830/CGDETR", "cg_detr/hl_test_submission.jsonl",
-     "wjun0830/CGDETR@212b2e49:results/qvhighlights/hl_test_submission.jsonl", None),
+     "wjun0830/CGDETR@212b2e49a0893512930d63b9294a8c066347e606:results/qvhighlights/hl_test_submission.jsonl", None),
     ("test", "TR-DETR (released test submission)", "mingyao1120/TR-DETR", "tr_detr/hl_test_submission.jsonl",
-     "mingyao1120/TR-DETR@fca43a9c:checkpoint/[V_SOTA]hl-video_tef-exp-2023_07_24_20_09_00/hl_test_submission.jsonl",
+     "mingyao1120/TR-DETR@fca43a9c64f10eb6a055365081e5ff2abdbcafda:checkpoint/[V_SOTA]hl-video_tef-exp-2023_07_24_20_09_00/hl_test_submission.jsonl",
      None),
 ]
 BASELINES = ("prior", "center", "random")
@@ -220,10 +220,10 @@ def reported_records() -> list[dict]:
     for (task, split, slug, name, model_id, setting, metrics, citation, evaluator, profile, date,
          notes) in REPORTED:
         records.append({
-            "schema": "tempbench.submission/1", "id": f"{task}/{split}/{slug}", "source": "reported",
+            "schema": "tempbench.submission/2", "id": f"{task}/{split}/{slug}", "status": "reported",
             "task": task, "split": split, "kind": get_task(task).kind,
             "model": {"name": name, "id": model_id}, "setting": setting, "profile": profile,
-            "evaluator": evaluator, "date": date, "metrics": metrics,
+            "evaluator": evaluator, "date": date, "partial": False, "metrics": metrics,
             "citation": {**citation, "url": f"https://arxiv.org/abs/{citation['arxiv']}"}, "notes": list(notes),
         })
     return records
@@ -268,61 +268,66 @@ def _own_metrics(path: Path | None, source: str) -> dict | None:
     return {"source": source, "sha256": sha256_file(path), "metrics": brief}
 
 
-def _score_and_submit(pred: Path, task: str, split: str, name: str, submissions: Path, own: dict | None,
-                      notes: list[str], force: bool, rel_pred: str, setting: str, model_id: str | None = None
-                      ) -> Path | None:
-    import warnings
+def _drop(entry: Path) -> None:
+    for p in (entry, entry.with_name(entry.stem + ".details.jsonl.gz"),
+              entry.with_name(entry.stem + ".predictions.jsonl.gz")):
+        p.unlink(missing_ok=True)
+
+
+def _with_relative_file(result_path: Path, rel_pred: str) -> None:
+    """The result names its predictions by a path that means something off this machine."""
     from dataclasses import replace
+
+    from tempbench.results import Result
+
+    result = Result.read(result_path)
+    result.replace(provenance=replace(result.provenance, predictions_file=rel_pred)).write(result_path)
+
+
+def seed_released(submissions: Path, shared: Path, force: bool = False) -> list[Path]:
+    """The released QVHighlights prediction files, scored here and submitted as verified re-scored releases."""
+    import warnings
 
     from tempbench.api import score, write_result
     from tempbench.submissions import slugify, submit
 
-    entry = submissions / task / split / f"{slugify(name)}.json"
-    if entry.exists():
-        if not force:
-            return None
-        entry.unlink()
-        entry.with_name(f"{slugify(name)}.details.jsonl.gz").unlink(missing_ok=True)
-    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        out, details = Path(tmp) / "result.json", Path(tmp) / "details.jsonl.gz"
-        result = score(pred, task=task, split=split)
-        result = result.replace(provenance=replace(result.provenance, predictions_file=rel_pred))  # not local
-        write_result(result, out, details)
-        return submit(out, name=name, submissions_dir=submissions, notes=notes, own_metrics=own, setting=setting,
-                      model_id=model_id)
-
-
-def seed_released(submissions: Path, shared: Path, force: bool = False) -> list[Path]:
     _ensure_imported("qvhighlights", shared / "qvhighlights")
     written = []
     for split, name, model_id, rel, source, metrics_rel in RELEASED_QVH:
         pred = shared / "qvhighlights" / "preds" / rel
+        entry = submissions / "qvhighlights" / split / f"{slugify(name)}.json"
         if not pred.is_file():
             print(f"skip {name}: {pred} not found", file=sys.stderr)
             continue
+        if entry.exists() and not force:
+            continue
+        _drop(entry)
         own = None
         if metrics_rel:
             repo_at, upstream_path = source.split(":", 1)
             own_source = f"{repo_at}:{posixpath.dirname(upstream_path)}/{posixpath.basename(metrics_rel)}"
             own = _own_metrics(shared / "qvhighlights" / "preds" / metrics_rel, own_source)
-        notes = [f"Predictions released by the authors: {source} (not copied here; sha256 in the result)."]
+        notes = [f"Predictions released by the authors: {source} (not copied here: found by sha256 to verify)."]
         if own is None:
             notes.append("The repository ships no metrics file for these predictions.")
-        path = _score_and_submit(pred, "qvhighlights", split, name, submissions, own, notes, force,
-                                 f"shared/data/qvhighlights/preds/{rel}", "fine-tuned", model_id)
-        if path:
-            written.append(path)
+        with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out, details = Path(tmp) / "result.json", Path(tmp) / "details.jsonl.gz"
+            write_result(score(pred, task="qvhighlights", split=split), out, details)
+            _with_relative_file(out, f"shared/data/qvhighlights/preds/{rel}")
+            written.append(submit(out, name=name, submissions_dir=submissions, notes=notes, own_metrics=own,
+                                  setting="fine-tuned", model_id=model_id, predictions_path=pred,
+                                  release=source).path)
     return written
 
 
 def seed_baselines(submissions: Path, shared: Path, force: bool = False) -> list[Path]:
-    """Trivial baselines on each default split, when `tempbench.runner` provides `baseline:` models."""
-    try:
-        from tempbench.runner import run
-    except ImportError:
-        print("skip baselines: tempbench.runner is not available yet", file=sys.stderr)
-        return []
+    """Trivial baselines on each default split: runs of tempbench, submitted as verified runs (their predictions
+    are ours and stored with the entry)."""
+    import warnings
+
+    from tempbench.runner import run
+    from tempbench.submissions import slugify, submit
     from tempbench.tasks import get_task
 
     written = []
@@ -331,22 +336,19 @@ def seed_baselines(submissions: Path, shared: Path, force: bool = False) -> list
         _ensure_imported(task, shared / folder)
         split = get_task(task).default_split
         for kind in BASELINES:
-            with tempfile.TemporaryDirectory() as tmp:
-                try:
-                    run(model=f"baseline:{kind}", task=task, split=split, out_dir=Path(tmp), setting="zero-shot",
-                        progress=False, score=False)
-                except Exception as exc:  # noqa: BLE001 - report and go on with the other entries
-                    print(f"skip baseline:{kind} on {task}: {exc}", file=sys.stderr)
-                    continue
-                preds = next(Path(tmp).rglob("predictions.jsonl"), None)
-                if preds is None:
-                    print(f"skip baseline:{kind} on {task}: no predictions.jsonl written", file=sys.stderr)
-                    continue
-                path = _score_and_submit(preds, task, split, f"baseline:{kind}", submissions, None,
-                                         ["A trivial baseline: a floor for every other entry."], force,
-                                         f"runs/{task}-{split}/baseline-{kind}/predictions.jsonl", "zero-shot")
-                if path:
-                    written.append(path)
+            entry = submissions / task / split / f"{slugify('baseline:' + kind)}.json"
+            if entry.exists() and not force:
+                continue
+            _drop(entry)
+            with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                summary = run(model=f"baseline:{kind}", task=task, split=split, out_dir=Path(tmp) / "run",
+                              setting="zero-shot", progress=False)
+                _with_relative_file(summary.run_dir / "result.json",
+                                    f"runs/{task}-{split}/baseline-{kind}/predictions.jsonl")
+                written.append(submit(summary.run_dir / "result.json", name=f"baseline:{kind}",
+                                      submissions_dir=submissions,
+                                      notes=["A trivial baseline: a floor for every other entry."]).path)
     return written
 
 

@@ -587,25 +587,37 @@ def data_check_videos(task, videos, split, tolerance, as_json):
 @click.argument("result", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--name", default=None, help="Entry name (default: the model of the run).")
 @click.option("--setting", type=click.Choice(["zero-shot", "fine-tuned"]), default=None,
-              help="Needed when the result's run.json does not say.")
+              help="Needed when the result's run does not say.")
 @click.option("--details", "details_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Per-query details (default: details.jsonl.gz next to the result).")
+@click.option("--predictions", "predictions_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The predictions the result was scored from (default: predictions.jsonl next to it).")
+@click.option("--release", default=None,
+              help="OWNER/REPO@COMMIT:PATH of a published predictions file (a re-scored release is verified).")
 @click.option("--allow-partial", is_flag=True, help="Accept a run over fewer queries than the split (marked partial).")
 @click.option("--submissions", "submissions_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("submissions"), show_default=True)
-@click.option("--note", "notes", multiple=True, help="A note shown with the entry.")
-def submit(result, name, setting, details_path, allow_partial, submissions_dir, notes):
-    """Validate a result record and add it to the leaderboard's submissions.
+@click.option("--note", "notes", multiple=True, help="A note shown with the entry (one line, at most 500 characters).")
+def submit(result, name, setting, details_path, predictions_path, release, allow_partial, submissions_dir, notes):
+    """Re-score a result from its predictions and add it to the leaderboard's submissions.
 
     \b
-    Example:
-      tempbench submit runs/charades-test/my-model/result.json --name "My model (7B)"
+    A result equal to the re-score of its predictions is VERIFIED when its run names the model (weights
+    fingerprint; a baseline's kind, seed and train data) or --release names the published file; otherwise, or
+    without predictions, it is UNVERIFIED and shown apart. A result that differs from its re-score is refused.
+    \b
+    Examples:
+      tempbench submit runs/charades-test/my-model-1a2b3c4d/result.json --name "My model (7B)"
+      tempbench submit result.json --predictions preds.jsonl --setting fine-tuned \\
+          --release owner/repo@0123456789abcdef0123456789abcdef01234567:results/preds.jsonl
     """
     from .submissions import submit as submit_result
 
-    path = submit_result(result, name=name, allow_partial=allow_partial, submissions_dir=submissions_dir,
-                         setting=setting, details_path=details_path, notes=list(notes) or None)
-    _console().print(f"added {path}; rebuild the board with `tempbench leaderboard`")
+    entry = submit_result(result, name=name, allow_partial=allow_partial, submissions_dir=submissions_dir,
+                          setting=setting, details_path=details_path, predictions_path=predictions_path,
+                          release=release, notes=list(notes) or None)
+    _console().print(f"added {entry.path} ({entry.status}); rebuild the board with `tempbench leaderboard`",
+                     soft_wrap=True)
 
 
 @main.command()
@@ -614,16 +626,38 @@ def submit(result, name, setting, details_path, allow_partial, submissions_dir, 
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("leaderboard"),
               show_default=True)
 @click.option("--check", is_flag=True, help="Exit 1 when the files in --out are not what the submissions produce.")
-def leaderboard(submissions_dir, out_dir, check):
+@click.option("--verify", is_flag=True,
+              help="Re-score every verified entry from its predictions and the imported annotations; exit 1 on a "
+                   "difference (released files are found by sha256 in TEMPBENCH_TEST_DATA or ../shared/data).")
+def leaderboard(submissions_dir, out_dir, check, verify):
     """Build the leaderboard (markdown, CSV, JSON, figures, a static HTML page) from the submissions.
 
     \b
     Examples:
       tempbench leaderboard
       tempbench leaderboard --check
+      tempbench leaderboard --verify
     """
     from .leaderboard import build_leaderboard, check_leaderboard
 
+    if verify:
+        import os
+
+        from .submissions import load_submissions
+        from .submissions import verify as verify_entries
+
+        outcomes = verify_entries(load_submissions(submissions_dir))
+        require = os.environ.get("TEMPBENCH_REQUIRE_DATA") == "1"
+        failed = False
+        for o in outcomes:
+            mark = {"ok": "ok", "differs": "DIFFERS", "missing": "MISSING" if require else "skipped"}[o.status]
+            click.echo(f"{mark:8s} {o.entry.id}" + (f": {o.message}" if o.message else ""))
+            failed |= o.status == "differs" or (o.status == "missing" and require)
+        ok = sum(o.status == "ok" for o in outcomes)
+        click.echo(f"{ok} of {len(outcomes)} verified entries re-score to their published numbers")
+        if failed:
+            sys.exit(1)
+        return
     if check:
         stale = check_leaderboard(submissions_dir, out_dir)
         if stale:

@@ -174,11 +174,16 @@ def read_predictions(path: str | Path) -> Predictions:
     """A predictions file, read once: its rows, sha256 and (if `tempbench run` wrote it) its run.json."""
     path = Path(path)
     data = io.read_bytes(path, "a predictions JSONL file (e.g. runs/.../predictions.jsonl)")
-    text = io.decode_text(data, path, EXPECTED)
-    rows = tuple(validate_row(row, path, line) for line, row in _items(text, path))
     run_json = path.parent / "run.json"
     run = RunConfig.read(run_json) if path.name == "predictions.jsonl" and run_json.is_file() else None
-    return Predictions(rows=rows, source=str(path), sha256=io.sha256_bytes(data), run=run)
+    return predictions_from_bytes(data, path, run)
+
+
+def predictions_from_bytes(data: bytes, source: str | Path, run: RunConfig | None = None) -> Predictions:
+    """Predictions from a file's bytes; `run` is the run that wrote them (its append-only rows supersede)."""
+    text = io.decode_text(data, source, EXPECTED)
+    rows = tuple(validate_row(row, source, line) for line, row in _items(text, source))
+    return Predictions(rows=rows, source=str(source), sha256=io.sha256_bytes(data), run=run)
 
 
 def predictions_from_rows(rows: list[dict], source: str = "<rows>") -> Predictions:

@@ -298,8 +298,9 @@ class Provenance:
     annotation_sha256: str
     annotation_verified: bool
     predictions_file: str
-    predictions_sha256: str
+    predictions_sha256: str  # of the file's bytes
     created: str
+    predictions_content_sha256: str = ""  # of what the metrics read, after parsing (same for byte-tweaked copies)
     profile_reference: str = ""
     strict_threshold: bool = False
     round_to: float | None = None

@@ -148,7 +148,8 @@ def _score_grounding(records, parsed, profile, thresholds, counts):
                            windows=windows_kept[i], iou=float(ious[i]),
                            scores={name: float(values[i, j]) for j, name in enumerate(names)})
                for i, rec in enumerate(records)]
-    return metrics, names, values, details
+    content = [[rec["qid"], w[0] if w else None] for rec, w in zip(records, windows_kept)]
+    return metrics, names, values, details, content
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -232,6 +233,13 @@ def _score_highlights(records, matched: dict, profile, clip_seconds: float, coun
     result = evaluate([r["qid"] for r in records], gt_windows, durations, clip_ids, sal_gt, pred_windows, pred_sal,
                       clip_seconds=clip_seconds)
     names, num, den = result.terms()
+    content = []
+    for i, rec in enumerate(records):
+        failed = statuses[i][0] in ("missing", "error") or pred_windows[i] is miss_window
+        n_clips = int(rec["duration"] / clip_seconds)
+        sal = np.zeros(n_clips)
+        sal[: min(n_clips, len(pred_sal[i]))] = pred_sal[i][:n_clips]
+        content.append([rec["qid"], None if failed else pred_windows[i][:DETAIL_WINDOWS].tolist(), sal.tolist()])
     details = []
     for i, rec in enumerate(records if keep_details else ()):
         status, detail = statuses[i]
@@ -243,7 +251,17 @@ def _score_highlights(records, matched: dict, profile, clip_seconds: float, coun
             [[float(x) for x in w] for w in pred_windows[i][:DETAIL_WINDOWS]],
             scores={n: (float(num[i, j]) if den[i, j] else None) for j, n in enumerate(names)},
             official=official))
-    return result, names, num, den, details, [s for s, _ in statuses]
+    return result, names, num, den, details, [s for s, _ in statuses], content
+
+
+def _content_sha256(content: list) -> str:
+    """sha256 of what the metrics read, after parsing: a copy of a file with other bytes (another key order, one
+    more field, `1` for `1.0`) has the same content."""
+    import hashlib
+    import json
+
+    text = json.dumps(content, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
 def _json_safe(obj):
@@ -308,13 +326,14 @@ def score(data: AnnotatedSplit, predictions: Predictions, profile: str = "canoni
     breakdown = None
     if spec.kind == "grounding":
         parsed = _parse_rows(records, matched.rows, prof, counts)
-        metrics, names, values, details = _score_grounding(records, parsed, prof, spec.thresholds, counts)
+        metrics, names, values, details, content = _score_grounding(records, parsed, prof, spec.thresholds,
+                                                                     counts)
         statuses = [p[1] for p in parsed]
         num, den = values, None
         if by:
             breakdown = _breakdown(by, records, values, names)
     else:
-        result, names, num, den, details, statuses = _score_highlights(
+        result, names, num, den, details, statuses, content = _score_highlights(
             records, matched.rows, prof, spec.clip_seconds, counts, note, keep_details)
         official = _json_safe(result.official)
         metrics = {k: v for k, v in result.official["brief"].items() if math.isfinite(v)}
@@ -350,6 +369,7 @@ def score(data: AnnotatedSplit, predictions: Predictions, profile: str = "canoni
             tempbench_version=__version__, git_revision=git_revision, annotation_file=data.annotation_file,
             annotation_sha256=data.annotation_sha256, annotation_verified=data.verified,
             predictions_file=predictions.source, predictions_sha256=predictions.sha256, created=created,
+            predictions_content_sha256=_content_sha256(content),
             profile_reference=prof.reference, strict_threshold=prof.strict_threshold, round_to=prof.round_to),
         run=run, details=tuple(details) if keep_details else ())
 

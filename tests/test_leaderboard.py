@@ -1,185 +1,111 @@
-"""Leaderboard builder: ranking, paired tests, outputs, determinism, check_leaderboard.
-
-The helpers at the top (``make_run``, ``make_reported``, ``seed_board``) write small result / details files in the
-exact shape of ``tempbench.result/2`` and are reused by test_submit.py and test_leaderboard_browser.py."""
+"""Leaderboard builder: verified / unverified / reported tables, paired tests against the best verified entry,
+outputs, determinism, `--check`, `--verify`, and published text that cannot break or hijack any page."""
 
 from __future__ import annotations
 
 import csv
 import gzip
-import hashlib
 import json
 import math
 from pathlib import Path
 
-import numpy as np
 import pytest
+from board_helpers import (
+    MOMENT_DETR_SAMPLE,
+    REPO,
+    baseline_run,
+    edit_json,
+    handmade,
+    make_reported,
+    release_result,
+)
+from click.testing import CliRunner
 
+from tempbench.cli import main
 from tempbench.errors import TempbenchError
-from tempbench.io import write_json
 from tempbench.leaderboard import (
     build_leaderboard,
     check_leaderboard,
     compute_boards,
+    csv_cell,
     diff_outputs,
+    md,
     recall_curve,
     render_leaderboard,
     write_outputs,
 )
-from tempbench.results import (
-    CIMethod,
-    Counts,
-    ModelIdentity,
-    Provenance,
-    QueryDetail,
-    Result,
-    RunConfig,
-    write_details,
-)
-from tempbench.submissions import annotation_sha256, load_submissions, submit
-from tempbench.tasks import get_task
-
-REPO = Path(__file__).resolve().parents[1]
-GROUNDING_METRICS = ("R1@0.3", "R1@0.5", "R1@0.7", "mIoU")
+from tempbench.submissions import load_submissions, submit, verify
 
 
-def _grounding_scores(iou: float) -> dict:
-    return {"R1@0.3": 100.0 * (iou >= 0.3), "R1@0.5": 100.0 * (iou >= 0.5), "R1@0.7": 100.0 * (iou >= 0.7),
-            "mIoU": 100.0 * iou}
+def strict_json(data: bytes):
+    def refuse(name):
+        raise ValueError(f"non-standard JSON constant {name}")
 
-
-def _highlight_scores(rng: np.random.Generator, skill: float) -> dict:
-    iou = float(np.clip(rng.normal(skill, 0.25), 0, 1))
-    return {"MR-full-R1@0.5": 100.0 * (iou >= 0.5), "MR-full-R1@0.7": 100.0 * (iou >= 0.7),
-            "MR-full-mAP": 100.0 * iou * 0.8, "HL-min-VeryGood-mAP": float(rng.uniform(20, 60)),
-            "HL-min-VeryGood-Hit1": 100.0 * (rng.uniform() < skill)}
-
-
-def make_run(folder: Path, *, task: str = "charades", split: str | None = None, model: str = "model-a",
-             skill: float = 0.5, seed: int = 0, n: int | None = None, profile: str = "canonical",
-             setting: str | None = "zero-shot", base_ious: np.ndarray | None = None, noise: float = 0.0,
-             created: str = "2025-01-02T03:04:05+00:00", pred_tag: str | None = None) -> Path:
-    """Write result.json + details.jsonl.gz (means consistent with the metrics) into ``folder``; return result.json.
-
-    Grounding: per-query IoU ~ clip(N(skill, 0.25)), or ``base_ious + N(0, noise)`` when base_ious is given (to make
-    two runs nearly identical). Queries are spread over videos 3 per video (paired tests cluster by video)."""
-    spec = get_task(task)
-    split = split or spec.default_split
-    size = spec.card["splits"][split]["size"]
-    n = size if n is None else n
-    rng = np.random.default_rng(seed)
-    rows = []
-    if spec.kind == "grounding":
-        if base_ious is not None:
-            ious = np.clip(base_ious[:n] + rng.normal(0, noise, n), 0, 1)
-        else:
-            ious = np.clip(rng.normal(skill, 0.25, n), 0, 1)
-        for q in range(n):
-            rows.append({"qid": q, "vid": f"v{q // 3:05d}", "status": "ok", "detail": "windows given",
-                         "windows": [[0.0, 1.0]], "iou": float(ious[q]), "scores": _grounding_scores(float(ious[q]))})
-    else:
-        for q in range(n):
-            rows.append({"qid": 1000 + q, "vid": f"v{q // 3:05d}", "status": "ok", "detail": "windows given",
-                         "windows": [[0.0, 2.0, 1.0]], "scores": _highlight_scores(rng, skill)})
-    names = list(rows[0]["scores"])
-    metrics = {m: math.fsum(r["scores"][m] for r in rows) / n for m in names}
-    ci95 = {m: [max(0.0, v - 1.5), min(100.0, v + 1.5)] for m, v in metrics.items()}
-    official = None
-    if spec.kind == "highlights":
-        official = {"brief": {k: round(v, 2) for k, v in metrics.items()},
-                    "full": {"MR-R1": {f"{t:.2f}".rstrip("0"): max(0.0, 80 * skill - 100 * (t - 0.5))
-                                       for t in np.arange(0.5, 0.96, 0.05)}}}
-    pred_sha = hashlib.sha256((pred_tag or f"{model}-{seed}-{skill}-{task}-{split}").encode()).hexdigest()
-    run = RunConfig(task=spec.name, split=split, annotation_file=spec.card["splits"][split]["primary"],
-                    annotation_sha256=annotation_sha256(spec, split),
-                    model=ModelIdentity(spec=model, id=model, backend="transformers"), prompt="tempsamp-r1-plain",
-                    prompt_sha256="0" * 64, video=None, generation=None, setting=setting or "zero-shot")
-    result = Result(
-        task=spec.name, split=split, kind=spec.kind, profile=profile, n=n, split_size=size, partial=n < size,
-        counts=Counts(predictions=n, ok=n), failure_rate=0.0, metrics=metrics, ci95=ci95, official=official,
-        ci=CIMethod("bootstrap", 1000, 0),
-        provenance=Provenance(tempbench_version="0.1.0", git_revision="0" * 40,
-                              annotation_file=spec.card["splits"][split]["primary"],
-                              annotation_sha256=annotation_sha256(spec, split), annotation_verified=True,
-                              predictions_file="predictions.jsonl", predictions_sha256=pred_sha, created=created),
-        run=run if setting is not None else None,
-        details=tuple(QueryDetail(**row) for row in rows))
-    folder.mkdir(parents=True, exist_ok=True)
-    result.write(folder / "result.json")
-    write_details(folder / "details.jsonl.gz", result.details)
-    return folder / "result.json"
-
-
-def make_reported(submissions: Path, *, task: str = "charades", split: str = "test", slug: str = "paper-model",
-                  name: str = "Paper model", metrics: dict | None = None, setting: str = "fine-tuned") -> Path:
-    spec = get_task(task)
-    record = {
-        "schema": "tempbench.submission/1", "id": f"{task}/{split}/{slug}", "source": "reported", "task": task,
-        "split": split, "kind": spec.kind, "model": {"name": name, "id": None}, "setting": setting,
-        "profile": None, "evaluator": "the paper's own script", "date": "2024-05-06",
-        "metrics": metrics if metrics is not None else {"R1@0.3": 80.1, "R1@0.5": 60.0, "R1@0.7": 40.2, "mIoU": 55.0},
-        "citation": {"title": "A paper", "arxiv": "2401.00001", "table": "Table 2"},
-        "notes": ["numbers as printed in the paper"],
-    }
-    path = submissions / task / split / f"{slug}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_json(path, record)
-    return path
-
-
-def seed_board(tmp: Path) -> Path:
-    """A submissions folder with 3 reproduced Charades entries (a leader, a near-tie, a clearly worse one), one
-    reported Charades entry without R1@0.5... and one reproduced QVHighlights entry."""
-    subs = tmp / "submissions"
-    base = np.clip(np.random.default_rng(7).normal(0.55, 0.25, 3720), 0, 1)
-    submit(make_run(tmp / "runs/a", model="Leader-7B", base_ious=base, noise=0.0, seed=1), submissions_dir=subs)
-    submit(make_run(tmp / "runs/b", model="Twin-7B", base_ious=base, noise=0.02, seed=2, setting="fine-tuned"),
-           submissions_dir=subs)
-    submit(make_run(tmp / "runs/c", model="Weak-2B", skill=0.3, seed=3), submissions_dir=subs)
-    make_reported(subs)
-    make_reported(subs, slug="paper-partial-numbers", name="Only mIoU", metrics={"mIoU": 43.6}, setting="zero-shot")
-    submit(make_run(tmp / "runs/q", task="qvhighlights", model="DETR-ish", skill=0.6, seed=4), submissions_dir=subs)
-    return subs
+    return json.loads(data, parse_constant=refuse)
 
 
 @pytest.fixture(scope="module")
-def board_dirs(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("board")
-    subs = seed_board(tmp)
-    out = tmp / "leaderboard"
-    build_leaderboard(subs, out)
-    return subs, out
+def board_dirs(tmp_path_factory, imported_home, shared_data_module):
+    """Verified runs (3 baselines on Charades-STA test), a verified re-scored release (Moment-DETR's sample
+    predictions on QVHighlights val), an unverified hand-made entry, two reported entries."""
+    import os
+
+    old = os.environ.get("TEMPBENCH_HOME")
+    os.environ["TEMPBENCH_HOME"] = str(imported_home)
+    try:
+        tmp = tmp_path_factory.mktemp("board")
+        subs = tmp / "submissions"
+        for kind in ("prior", "center", "random"):
+            submit(baseline_run(tmp / "runs" / kind, kind), submissions_dir=subs)
+        res, pred = release_result(tmp / "release", shared_data_module)
+        submit(res, name="Moment-DETR (sample)", setting="fine-tuned", predictions_path=pred,
+               release=MOMENT_DETR_SAMPLE, submissions_dir=subs)
+        res, pred = handmade(tmp / "hand", jitter=1.0)
+        submit(res, name="Hand-made", setting="zero-shot", predictions_path=pred, submissions_dir=subs)
+        make_reported(subs)
+        make_reported(subs, slug="paper-partial-numbers", name="Only mIoU", metrics={"mIoU": 43.6},
+                      setting="zero-shot")
+        out = tmp / "leaderboard"
+        build_leaderboard(subs, out)
+        yield subs, out
+    finally:
+        if old is None:
+            os.environ.pop("TEMPBENCH_HOME", None)
+        else:
+            os.environ["TEMPBENCH_HOME"] = old
 
 
-# --------------------------------------------------------------------------------------------------- tests
+@pytest.fixture(scope="module")
+def shared_data_module():
+    from conftest import require_shared_data
+
+    return require_shared_data()
 
 
-def test_fixture_metrics_are_means_of_details(tmp_path):
-    res = json.loads(make_run(tmp_path, skill=0.4, seed=5).read_text())
-    rows = [json.loads(line) for line in gzip.decompress((tmp_path / "details.jsonl.gz").read_bytes()).splitlines()]
-    assert res["schema"] == "tempbench.result/2"
-    assert len(rows) == res["n"] == 3720
-    for m in GROUNDING_METRICS:
-        assert res["metrics"][m] == pytest.approx(np.mean([r["scores"][m] for r in rows]))
+# --------------------------------------------------------------------------------------------------- ranking
 
 
-def test_ranking_and_significance(board_dirs):
+def test_three_tables_never_mixed_and_tests_against_the_best_verified(board_dirs):
     subs, _ = board_dirs
     boards = compute_boards(load_submissions(subs))
     assert [(b.task, b.split) for b in boards] == [("charades", "test"), ("qvhighlights", "val")]
     ch = boards[0]
-    names = [r.entry.name for r in ch.rows]
-    r15 = [r.entry.metrics.get("R1@0.5") for r in ch.rows]
-    known = [v for v in r15 if v is not None]
-    assert known == sorted(known, reverse=True)
-    assert names[-1] == "Only mIoU"  # no headline value: last
+    assert [r.entry.name for r in ch.sections["verified"]] == ["baseline:prior", "baseline:center", "baseline:random"]
+    assert [r.entry.name for r in ch.sections["unverified"]] == ["Hand-made"]
+    assert [r.entry.name for r in ch.sections["reported"]] == ["Paper model", "Only mIoU"]
     by_name = {r.entry.name: r for r in ch.rows}
-    leader = by_name["Leader-7B"] if by_name["Leader-7B"].vs_best == "best" else by_name["Twin-7B"]
-    other = by_name["Twin-7B"] if leader is by_name["Leader-7B"] else by_name["Leader-7B"]
-    assert leader.vs_best == "best"
-    assert other.vs_best == "n.s." and other.p_value >= 0.05 and other.n_paired == 3720
-    assert by_name["Weak-2B"].vs_best == "worse" and by_name["Weak-2B"].p_value < 0.001
-    assert by_name["Paper model"].vs_best is None and by_name["Paper model"].p_value is None
+    # the hand-made entry beats every baseline but is neither ranked with them nor the reference
+    assert by_name["Hand-made"].entry.metrics["R1@0.5"] > by_name["baseline:prior"].entry.metrics["R1@0.5"]
+    assert by_name["Hand-made"].vs_best is None and by_name["Hand-made"].p_value is None
+    assert by_name["baseline:prior"].vs_best == "best"
+    assert by_name["baseline:center"].vs_best == "n.s." and by_name["baseline:center"].p_value > 0.05
+    assert by_name["baseline:center"].n_paired == 3720
+    assert by_name["baseline:random"].vs_best == "worse" and by_name["baseline:random"].p_value < 0.001
+    assert by_name["Paper model"].vs_best is None
+    qvh = boards[1]
+    [release] = qvh.sections["verified"]
+    assert release.entry.origin == "release" and release.entry.metrics["MR-full-R1@0.5"] == 53.94
+    assert release.entry.source_url.startswith("https://github.com/jayleicn/moment_detr/blob/b7e553ac")
 
 
 def test_outputs_readme_csv_json(board_dirs):
@@ -189,31 +115,32 @@ def test_outputs_readme_csv_json(board_dirs):
             "figures/charades-test-bars.png", "figures/charades-test-recall.png",
             "figures/qvhighlights-val-bars.png", "figures/qvhighlights-val-recall.png"} <= names
     readme = (out / "README.md").read_text()
-    assert "## Charades-STA, test (3,720 queries)" in readme and "## QVHighlights, val" in readme
-    assert "≈" in readme and "[A paper, arXiv 2401.00001, Table 2](https://arxiv.org/abs/2401.00001)" in readme
-    lines = [ln for ln in readme.splitlines() if ln.startswith("| ") and "Charades" not in ln]
-    # CI brackets only on reproduced rows
-    weak = next(ln for ln in lines if "Weak-2B" in ln)
-    paper = next(ln for ln in lines if "Paper model" in ln)
-    assert "[" in weak.split("|")[5] and "○" in paper and "[" not in paper.split("|")[5]
+    assert "## Charades-STA, test (3,720 queries)" in readme and "## QVHighlights, val (1,550 queries)" in readme
+    sections = readme.split("## Charades-STA, test")[1].split("## QVHighlights")[0]
+    verified, rest = sections.split("### Unverified")
+    unverified, reported = rest.split("### Reported by papers")
+    assert "baseline:prior" in verified and "Hand-made" not in verified and "Paper model" not in verified
+    assert "Hand-made" in unverified and "Paper model" in reported
+    assert "[A paper, arXiv 2401.00001, Table 2](https://arxiv.org/abs/2401.00001)" in reported
+    assert "≈" in verified
     rows = list(csv.DictReader((out / "charades-test.csv").open()))
-    assert [r["rank"] for r in rows] == ["1", "2", "3", "4", "5"]
-    assert {r["source"] for r in rows} == {"reproduced", "reported"}
-    weak_row = next(r for r in rows if r["model"] == "Weak-2B")
-    assert float(weak_row["R1@0.5 ci95_low"]) < float(weak_row["R1@0.5"]) < float(weak_row["R1@0.5 ci95_high"])
-    doc = json.loads((out / "leaderboard.json").read_text())
-    assert doc["schema"] == "tempbench.leaderboard/1" and len(doc["entries"]) == 6
-    assert doc["boards"][0]["headline"] == "R1@0.5" and doc["boards"][1]["headline"] == "MR-full-R1@0.5"
-    assert doc["tempbench_versions"] == ["0.1.0"]
+    assert [(r["status"], r["rank"]) for r in rows] == [("verified", "1"), ("verified", "2"), ("verified", "3"),
+                                                        ("unverified", "1"), ("reported", "1"), ("reported", "2")]
+    prior = rows[0]
+    assert float(prior["R1@0.5 ci95_low"]) < float(prior["R1@0.5"]) < float(prior["R1@0.5 ci95_high"])
+    doc = strict_json((out / "leaderboard.json").read_bytes())
+    assert doc["schema"] == "tempbench.leaderboard/2" and len(doc["entries"]) == 7
+    b0 = doc["boards"][0]
+    assert b0["headline"] == "R1@0.5" and [len(b0[k]) for k in ("verified", "unverified", "reported")] == [3, 1, 2]
     html = (out / "index.html").read_text()
-    assert "http://" not in html.replace('http-equiv', '') and "<script src" not in html and "<link rel=\"stylesheet" not in html
-    assert html.count("data:image/png;base64,") == 4
+    assert html.count("data:image/png;base64,") == 4 and "<script src" not in html
 
 
 def test_recall_curve_matches_r1_metrics(board_dirs):
     subs, _ = board_dirs
     for entry in load_submissions(subs):
-        if entry.source != "reproduced" or entry.kind != "grounding":
+        if entry.status != "verified" or entry.kind != "grounding":
+            assert entry.status == "verified" or recall_curve(entry, entry.kind) is None
             continue
         xs, ys = recall_curve(entry, "grounding")
         for t in (0.3, 0.5, 0.7):
@@ -227,8 +154,7 @@ def test_deterministic_bytes(board_dirs, tmp_path):
     build_leaderboard(subs, out2)
     a = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     b = {p.relative_to(out2).as_posix(): p.read_bytes() for p in out2.rglob("*") if p.is_file()}
-    assert a.keys() == b.keys()
-    assert [k for k in a if a[k] != b[k]] == []
+    assert a.keys() == b.keys() and [k for k in a if a[k] != b[k]] == []
     png = a["figures/charades-test-bars.png"]
     assert png.startswith(b"\x89PNG") and b"Software" not in png and b"matplotlib" not in png.lower()
     assert b"tIME" not in png
@@ -246,39 +172,169 @@ def test_check_leaderboard_reports_differences(board_dirs, tmp_path):
     (copy / "old-task-test.csv").write_text("stale\n")
     (copy / "notes.txt").write_text("not generated, not managed\n")
     assert diff_outputs(files, copy) == ["README.md", "figures/charades-test-recall.png", "old-task-test.csv"]
-    write_outputs(files, copy)  # rebuilding removes stale generated files, keeps other files
+    write_outputs(files, copy)
     assert diff_outputs(files, copy) == [] and not (copy / "old-task-test.csv").exists()
     assert (copy / "notes.txt").exists()
-    assert diff_outputs(files, tmp_path / "missing") == sorted(files)  # nothing built yet: every file differs
+    assert diff_outputs(files, tmp_path / "missing") == sorted(files)
+
+
+# --------------------------------------------------------------------------------------------------- --verify
+
+
+def test_verify_rescores_every_verified_entry_and_catches_edits(board_dirs, use_imported, tmp_path):
+    import shutil
+
+    subs, _ = board_dirs
+    outcomes = verify(load_submissions(subs))
+    assert [(o.entry.name, o.status) for o in outcomes] == [
+        ("baseline:center", "ok"), ("baseline:prior", "ok"), ("baseline:random", "ok"),
+        ("Moment-DETR (sample)", "ok")]
+    copy = tmp_path / "subs"
+    shutil.copytree(subs, copy)
+    # an entry whose published numbers were edited (schema still valid): --verify names the difference
+    entry = copy / "charades" / "test" / "baseline-random.json"
+    edit_json(entry, lambda d: (d["result"]["metrics"].update({"R1@0.5": 99.0}),
+                                d["result"]["ci95"].update({"R1@0.5": [98.0, 100.0]})))
+    res = CliRunner().invoke(main, ["leaderboard", "--verify", "--submissions", str(copy)])
+    assert res.exit_code == 1 and "DIFFERS  charades/test/baseline-random: metric R1@0.5: claimed 99.0" in res.output
+    # stored predictions swapped for others: their sha256 is refused
+    entry.unlink()
+    preds = copy / "charades" / "test" / "baseline-center.predictions.jsonl.gz"
+    rows = gzip.decompress(preds.read_bytes()).replace(b'"qid": 0,', b'"qid": 0, "x": 1,', 1)
+    preds.write_bytes(gzip.compress(rows))
+    with pytest.raises(TempbenchError, match="predictions.sha256' does not match the stored predictions"):
+        verify(load_submissions(copy, check_details=False))
+    # a release whose file is nowhere at hand: missing (a failure under TEMPBENCH_REQUIRE_DATA=1)
+    [release] = [e for e in load_submissions(subs) if e.origin == "release"]
+    [outcome] = verify([release], dirs=[tmp_path / "nothing-here"])
+    assert outcome.status == "missing" and "sample_val_preds.jsonl" in outcome.message
+
+
+def test_verify_cli_fails_on_a_missing_release_only_when_data_is_required(board_dirs, use_imported, monkeypatch):
+    import tempbench.submissions as submissions
+
+    subs, _ = board_dirs
+    monkeypatch.setattr(submissions, "data_dirs", lambda: [])
+    monkeypatch.delenv("TEMPBENCH_REQUIRE_DATA", raising=False)
+    res = CliRunner().invoke(main, ["leaderboard", "--verify", "--submissions", str(subs)])
+    assert res.exit_code == 0 and "skipped  qvhighlights/val/moment-detr-sample" in res.output
+    res = CliRunner().invoke(main, ["leaderboard", "--verify", "--submissions", str(subs)],
+                             env={"TEMPBENCH_REQUIRE_DATA": "1"})
+    assert res.exit_code == 1 and "MISSING  qvhighlights/val/moment-detr-sample" in res.output
+
+
+def test_repository_leaderboard_verifies(use_imported):
+    res = CliRunner().invoke(main, ["leaderboard", "--verify", "--submissions", str(REPO / "submissions")])
+    assert res.exit_code == 0, res.output
+    assert "17 of 17 verified entries re-score to their published numbers" in res.output
+
+
+# --------------------------------------------------------------------------------------------------- hostile text
+
+
+HOSTILE = {
+    "mathtext": "Model $\\frac{a}{$ x",
+    "script": "<script>alert(1)</script> [x](javascript:alert(1)) **bold** | cell",
+    "formula": "=HYPERLINK(\"http://evil\",\"x\")",
+}
+
+
+def test_hostile_names_and_notes_come_out_inert(tmp_path, use_imported):
+    subs = tmp_path / "s"
+    for i, (slug, name) in enumerate(HOSTILE.items()):
+        make_reported(subs, slug=slug, name=name, metrics={"R1@0.5": 40.0 + i},
+                      notes=[f"note with {name}", "@SUM(A1:A9) and +1 and -1"])
+    files = render_leaderboard(subs)  # the mathtext name does not crash the figures
+    readme = files["README.md"].decode()
+    assert "<script>" not in readme and "&lt;script&gt;" in readme
+    import re
+
+    assert not re.search(r"(?<!\\)\]\(javascript:", readme)  # no link can form: its brackets are escaped
+    assert "\\[x\\]" in readme and "\\*\\*bold\\*\\*" in readme
+    table_rows = [ln for ln in readme.splitlines() if ln.startswith("| ") and "script" in ln]
+    assert table_rows and all(ln.count(" | ") == table_rows[0].count(" | ") for ln in table_rows)
+    assert "\\| cell" in readme  # the pipe cannot add a column
+    rows = list(csv.reader(files["charades-test.csv"].decode().splitlines()))
+    names = [r[2] for r in rows[1:]]
+    assert "'=HYPERLINK(\"http://evil\",\"x\")" in names and not any(n.startswith("=") for n in names)
+    html = files["index.html"].decode()
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert 'href="javascript' not in html
+    strict_json(files["leaderboard.json"])
+    assert files["figures/charades-test-bars.png"].startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize("field, value, needle", [
+    ("name", "two\nlines", "U+000A"),
+    ("name", "evil\u202egnp.exe", "U+202E"),
+    ("name", "x" * 121, "is too long"),  # the schema's maxLength (120)
+    ("note", "ok\n# a heading", "U+000A"),
+    ("url", "javascript:alert(1)", "not an http(s) URL"),
+    ("ci", [-1000, 1e9], "is not an interval in [0, 100]"),
+    ("metric", float("nan"), "is not a percentage"),
+    ("metric", float("inf"), "is not a percentage"),
+    ("metric_name", "R5@0.5x", "not a grounding metric"),
+])
+def test_bad_fields_are_refused_with_the_field_named(tmp_path, field, value, needle):
+    subs = tmp_path / "s"
+    path = make_reported(subs)
+    data = json.loads(path.read_text())
+    if field == "name":
+        data["model"]["name"] = value
+    elif field == "note":
+        data["notes"] = [value]
+    elif field == "url":
+        data["citation"]["url"] = value
+    elif field == "metric":
+        data["metrics"]["R1@0.5"] = value
+    elif field == "metric_name":
+        data["metrics"][value] = 50.0
+    else:
+        data["status"] = "unverified"  # CIs only exist on scored entries: check via the number checks directly
+        from tempbench.submissions import check_numbers
+
+        with pytest.raises(TempbenchError, match=needle.replace("[", r"\[").replace("]", r"\]")):
+            check_numbers({"R1@0.5": 50.0}, {"R1@0.5": value}, "grounding", str(path))
+        return
+    path.write_text(json.dumps(data, allow_nan=True))
+    with pytest.raises(TempbenchError) as exc:
+        render_leaderboard(subs)
+    assert needle in exc.value.message and str(path) in exc.value.message
+
+
+def test_markdown_and_csv_escapers():
+    assert md("a|b") == "a\\|b" and md("<b>") == "&lt;b&gt;" and md("[l](u)") == "\\[l\\](u)"
+    assert csv_cell("=1+1") == "'=1+1" and csv_cell("@x") == "'@x" and csv_cell("-2") == "'-2"
+    assert csv_cell("plain") == "plain" and csv_cell(None) == ""
+
+
+# --------------------------------------------------------------------------------------------------- files
 
 
 def test_build_refuses_bad_entries(tmp_path):
     subs = tmp_path / "submissions"
     path = make_reported(subs)
-    record = json.loads(path.read_text())
-    del record["citation"]
-    write_json(path, record)
+    edit_json(path, lambda d: d.pop("citation"))
     with pytest.raises(TempbenchError, match=r"paper-model\.json.*citation"):
         render_leaderboard(subs)
-    record["citation"] = {"title": "t", "table": "Table 1"}
-    record["metrics"]["R1@0.5"] = 150.0
-    write_json(path, record)
-    with pytest.raises(TempbenchError, match=r"metrics\.R1@0\.5.*percentage"):
-        render_leaderboard(subs)
-    record["metrics"]["R1@0.5"] = 50.0
-    record["id"] = "charades/test/other-name"
-    write_json(path, record)
+    edit_json(path, lambda d: d.update(citation={"title": "t", "table": "Table 1"}, id="charades/test/other-name"))
     with pytest.raises(TempbenchError, match=r"field 'id'.*lies at"):
         render_leaderboard(subs)
+    edit_json(path, lambda d: d.update(id="charades/test/paper-model", schema="tempbench.submission/1"))
+    with pytest.raises(TempbenchError, match=r"an entry of an older tempbench"):
+        render_leaderboard(subs)
 
 
-def test_tampered_details_refused(tmp_path):
-    subs = tmp_path / "submissions"
-    entry = submit(make_run(tmp_path / "run", model="m"), submissions_dir=subs)
-    details = entry.with_name("m.details.jsonl.gz")
-    details.write_bytes(gzip.compress(b'{"qid": 0, "scores": {}}\n', mtime=0))
+def test_tampered_details_refused(board_dirs, tmp_path):
+    import shutil
+
+    subs, _ = board_dirs
+    copy = tmp_path / "subs"
+    shutil.copytree(subs, copy)
+    (copy / "charades" / "test" / "baseline-prior.details.jsonl.gz").write_bytes(
+        gzip.compress(b'{"qid": 0, "vid": "x", "status": "ok", "detail": "", "windows": null, "scores": {}}\n'))
     with pytest.raises(TempbenchError, match=r"details\.sha256"):
-        load_submissions(subs)
+        load_submissions(copy)
 
 
 def test_empty_submissions(tmp_path):
@@ -291,10 +347,8 @@ def test_empty_submissions(tmp_path):
 def test_repository_leaderboard_is_up_to_date():
     """The committed leaderboard/ must be what `tempbench leaderboard` builds from the committed submissions/."""
     subs, out = REPO / "submissions", REPO / "leaderboard"
-    if not subs.is_dir():
-        pytest.fail("submissions/ is missing from the repository")
     entries = load_submissions(subs)
-    assert entries, "submissions/ holds no entries"
+    assert {e.status for e in entries} == {"verified", "reported"}
     assert check_leaderboard(subs, out) == [], "run `tempbench leaderboard` and commit leaderboard/"
 
 
@@ -317,19 +371,26 @@ def test_seeded_reported_entries_match_the_script():
         assert path.is_file(), f"{path} missing: run benchmarks/seed_leaderboard.py"
         assert json.loads(path.read_text()) == rec
     by_id = {r["id"]: r for r in records}
-    # spot checks of numbers against their sources (TempSamp-R1 Table 1, Qwen2.5-VL report)
     assert by_id["charades/test/tempsamp-r1-7b-cot"]["metrics"] == {"R1@0.3": 83.6, "R1@0.5": 74.1,
                                                                      "R1@0.7": 52.9, "mIoU": 62.1}
     assert by_id["charades/test/qwen2.5-vl-7b--qwen-report"]["metrics"] == {"mIoU": 43.6}
 
 
-def test_reproduced_entries_agree_with_the_models_own_metrics_files():
+def test_released_predictions_agree_with_the_models_own_metrics_files():
     """Released QVHighlights predictions scored by tempbench give the numbers their authors' metrics files state."""
     entries = [e for e in load_submissions(REPO / "submissions", check_details=False)
-               if e.source == "reproduced" and e.own_metrics is not None]
+               if e.origin == "release" and e.own_metrics is not None]
     assert len(entries) >= 4
     for e in entries:
         own = e.own_metrics.metrics
         shared = [k for k in own if k in e.metrics]
         assert len(shared) >= 14, e.id
         assert {k: own[k] for k in shared} == {k: e.metrics[k] for k in shared}, e.id
+        assert all(math.isfinite(v) for v in e.metrics.values())
+
+
+def test_tables_are_paths_of_the_board(board_dirs):
+    """A sanity check on the fixture itself: every entry file lies where its id says."""
+    subs, _ = board_dirs
+    for e in load_submissions(subs):
+        assert Path(e.path).relative_to(subs).with_suffix("").as_posix() == e.id
