@@ -337,3 +337,27 @@ def test_cli_fetch_survives_a_short_read_of_a_real_file(tb_home, shared_data):
         httpd.server_close()
     assert result.exit_code == 0, result.output
     assert ("/qvhighlights/highlight_val_release.jsonl", "bytes=200000-") in RangeHandler.requests
+
+
+def test_a_full_disk_during_a_download_is_one_line_and_keeps_the_part(faulty, tmp_path):
+    """RLIMIT_FSIZE in a subprocess: the part file hits the limit (EFBIG from write); one line, part kept."""
+    import resource
+    import subprocess
+    import sys
+
+    url = faulty("ok")
+    code = ("import sys\nfrom tempbench.annotations import FetchPolicy, _download\nfrom tempbench.errors import "
+            "TempbenchError\ntry:\n    _download(sys.argv[1], __import__('pathlib').Path(sys.argv[2]), sys.argv[3], "
+            "int(sys.argv[4]), policy=FetchPolicy(retries=0))\nexcept TempbenchError as e:\n    print(e)\n"
+            "    sys.exit(2)\n")
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+
+    proc = subprocess.run([sys.executable, "-c", code, url, str(tmp_path / "file.bin"), PAYLOAD_SHA,
+                           str(len(PAYLOAD))], capture_output=True, text=True, timeout=60, preexec_fn=limit)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "file.bin.part: cannot write the download: the file size limit is reached" in proc.stdout
+    assert 0 < (tmp_path / "file.bin.part").stat().st_size <= 100_000
+    _download(url, tmp_path / "file.bin", PAYLOAD_SHA, len(PAYLOAD), policy=FAST)  # space again: it resumes
+    assert (tmp_path / "file.bin").read_bytes() == PAYLOAD and FaultyHandler.seen[-1] is not None
