@@ -263,6 +263,10 @@ def test_credentials_in_the_address_are_sent_but_never_recorded(no_env_keys):
     assert "SECRETKEY99" not in str(info.value) and "alice" not in str(info.value)
     with pytest.raises(TempbenchError, match="unencrypted"):
         OpenAIChat("m", "http://alice:SECRETKEY99@10.0.0.5/v1")
+    v6 = OpenAIChat("m", "http://alice:SECRETKEY99@[::1]:8000/v1")
+    assert v6.url == "http://[::1]:8000/v1/chat/completions" and v6.identity().info["api_base"] == "http://[::1]:8000/v1"
+    assert OpenAIChat("m", "https://:sk-only-a-password-1@proxy.example/v1").url == \
+        "https://proxy.example/v1/chat/completions"
 
 
 def test_keys_echoed_by_the_server_are_redacted(no_env_keys):

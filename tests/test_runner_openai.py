@@ -195,10 +195,12 @@ def test_model_args_reach_the_adapter_and_run_json(home, tmp_path):
     with OpenAITestServer() as server:
         base = ["run", "--model", "openai:test-model", "--api-base", server.base_url, "--task", "synthetic",
                 "--out", out, "--limit", "2", "--no-progress"]
-        res = _cli(*base, "--model-args", "timeout=30,max_retries=1", "--model-args", "concurrency=2,mode=frames")
+        res = _cli(*base, "--model-args", "timeout=30,max_retries=1,deadline=90,max_answer_bytes=65536",
+                   "--model-args", "concurrency=2,mode=frames")
         assert res.exit_code == 0, res.output
         model = json.loads((out / "run.json").read_text())["model"]
         assert (model["info"]["timeout_s"], model["info"]["max_retries"], model["info"]["concurrency"]) == (30.0, 1, 2)
+        assert (model["info"]["deadline_s"], model["info"]["max_answer_bytes"]) == (90.0, 65536)
         assert model["options"]["mode"] == "frames"
         # timeout does not change answers (same identity: resumes); mode does (another run: refused)
         assert _cli(*base, "--model-args", "timeout=60").exit_code == 0

@@ -23,8 +23,8 @@ from tempbench.models.base import GenerationSettings, ModelAdapter, ModelInput
 _HF_OPTIONS = {"revision", "allow_download", "device", "dtype", "attn_implementation", "generation",
                "video_settings", "video_processor", "name", "rope_index", "trust_remote_code"}
 _OPENAI_OPTIONS = {"api_base", "api_key", "api_key_env", "mode", "image_format", "jpeg_quality", "video_url_base",
-                   "concurrency", "timeout", "max_retries", "backoff", "max_backoff", "generation", "extra_body",
-                   "max_tokens_field", "name"}
+                   "concurrency", "timeout", "deadline", "max_retries", "backoff", "max_backoff", "max_answer_bytes",
+                   "generation", "extra_body", "max_tokens_field", "name"}
 _BASELINE_OPTIONS = {"train_records", "task", "seed"}
 
 

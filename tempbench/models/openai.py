@@ -91,11 +91,9 @@ def public_url(url: str) -> str:
     from urllib.parse import urlsplit, urlunsplit
 
     parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
+    if "@" not in parts.netloc:
         return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
+    host = parts.netloc.rpartition("@")[2]  # host[:port] as written ([::1]:8000 keeps its brackets)
     return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
 
 
@@ -224,6 +222,8 @@ class OpenAIChat:
             self.key_source = "OPENAI_API_KEY" if key else None
         else:
             key = None  # OPENAI_API_KEY is for OpenAI's own API only
+        if not key:
+            self.key_source = None
         if key:
             auth = f"Bearer {key}"
             self._secrets.append(key)
