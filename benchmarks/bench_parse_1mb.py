@@ -176,9 +176,18 @@ def main() -> None:
             a = cell(runs["after"][case][p], "after")
             cells.append(f"{cell(runs['before'][case][p], 'before')} / {a}" if args.before else a)
         print(" | ".join([case, *cells]))
+    scaling = {}
+    if args.before:  # how the slowest old case grows with the answer's length (1 MB was stopped at the limit)
+        old = _load_parsing(args.before)
+        print("\n[before] lmms-eval on '1' + N spaces + 'x': ", end="")
+        for n in (12_500, 25_000, 50_000, 100_000):
+            scaling[n] = _timed(lambda n=n: old.parse_span("1" + " " * n + "x", "lmms-eval"), args.limit * 10)
+            print(f"N={n:,}: {cell(scaling[n], 'before')} s", end="; ", flush=True)
+        print()
     if args.json:
         Path(args.json).write_text(json.dumps({"size": SIZE, "python": sys.version.split()[0], "limit": limit_of,
-                                               "before_rev": args.before, "runs": runs}, indent=1) + "\n")
+                                               "before_rev": args.before, "runs": runs,
+                                               "before_lmms_scaling": scaling}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

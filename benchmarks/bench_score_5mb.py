@@ -115,8 +115,9 @@ def run_case(pythonpath: str, task: str, split: str, path: Path, home: str, cap_
     env = {**os.environ, "PYTHONPATH": pythonpath, "TEMPBENCH_HOME": home}
     cmd = [sys.executable, "-c", PEAK_REPORTER, "score", str(path), "--task", task, "--split", split]
     began = time.perf_counter()
+    # cwd: a neutral folder, or `python -c` would import the tempbench/ of the current directory first
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=_limit(int(cap_gb * 2**30)))
+                            cwd=tempfile.gettempdir(), preexec_fn=_limit(int(cap_gb * 2**30)))
     try:
         out, err = proc.communicate(timeout=timeout)
         timed_out = False
@@ -151,7 +152,8 @@ def _home() -> str:
 
 def _export(rev: str) -> str:
     folder = tempfile.mkdtemp(prefix=f"tempbench-{rev}-")
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "tempbench"], check=True, capture_output=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "tempbench", "annotations"], check=True,
+                             capture_output=True)
     subprocess.run(["tar", "-x", "-C", folder], input=archive.stdout, check=True)
     return folder
 
@@ -173,9 +175,15 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="bench-5mb-"))
     cases = build_cases(folder, records("charades", "test"), records("qvhighlights", "val"))
     cases = {k: v for k, v in cases.items() if not args.cases or k in args.cases}
-    trees = {"after": str(ROOT)}
+    trees = {"after": str(ROOT)}  # each tree's tempbench/ is the one imported (checked below)
     if args.before:
         trees["before"] = _export(args.before)
+    for which, tree in trees.items():
+        where = subprocess.run([sys.executable, "-c", "import tempbench; print(tempbench.__file__)"], check=True,
+                               capture_output=True, text=True, cwd=tempfile.gettempdir(),
+                               env={**os.environ, "PYTHONPATH": tree}).stdout.strip()
+        if not where.startswith(tree):
+            raise SystemExit(f"{which}: tempbench imported from {where}, not from {tree}")
     results: dict = {name: {} for name in cases}
     for name, (task, split, path) in cases.items():
         for which, tree in trees.items():
