@@ -13,7 +13,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 demo: setup
-	$(VENV)/bin/tempbench run --model tiny-synthetic --task synthetic --batch-size 4
+	$(VENV)/bin/tempbench demo
 
 test: setup
 	$(PY) -m pytest -q

@@ -5,7 +5,7 @@ Cache layout (`$TEMPBENCH_HOME`, default `~/.cache/tempbench`):
   annotations/<task>/<split>.jsonl   unified records, one per query
   annotations/<task>/manifest.json   per split: raw files and their sha256, record count, records sha256
   raw/<task>/<file>                  files downloaded by `data fetch`
-  synthetic/<split>/                 generated videos and annotations of the synthetic task
+  <task>/<split>/                    generated tasks (synthetic, synthetic-hard): annotations, videos
 """
 
 from __future__ import annotations
@@ -416,28 +416,53 @@ def fetch_task(task_name: str, base_url: str | None = None, splits: list[str] | 
 # load
 
 
-def synthetic_dir(split: str) -> Path:
-    return home() / "synthetic" / split
+def synthetic_dir(split: str, task: str = "synthetic") -> Path:
+    return home() / task / split
 
 
-def ensure_synthetic(split: str) -> Path:
-    """Generate the synthetic split (videos + annotations) once; later calls reuse it."""
+def _generation_workers(n: int) -> int:
+    """Processes for generating n videos: one per core for large splits (a process costs about a second)."""
+    return 1 if n < 64 else max(1, min(os.cpu_count() or 1, 16))
+
+
+def ensure_synthetic(split: str, task: str = "synthetic", videos: bool = True, first: int | None = None) -> Path:
+    """The folder of a generated task's split, generated once: `annotations.jsonl` always, the mp4 files when
+    `videos` (annotations alone are enough for the baselines; `first` = only the first N videos, for a run with
+    --limit). Later calls reuse it; missing videos are added (each file moved into place whole)."""
+    import shutil
+
     from .tasks import synthetic
 
-    out = synthetic_dir(split)
+    out = synthetic_dir(split, task)
     ann = out / "annotations.jsonl"
     if not ann.exists():
-        tmp = Path(tempfile.mkdtemp(prefix=f".{split}.", dir=out.parent if out.parent.exists() else None))
         out.parent.mkdir(parents=True, exist_ok=True)
-        synthetic.generate(tmp, split)
-        if not (tmp / "annotations.jsonl").exists():
-            raise TempbenchError(f"synthetic generation wrote no annotations into {tmp}")
-        if out.exists():  # another process won the race
-            import shutil
-
+        tmp = Path(tempfile.mkdtemp(prefix=f".{split}.", dir=out.parent))
+        try:
+            synthetic.generate(tmp, split, task, videos=False)
+            if not (tmp / "annotations.jsonl").exists():
+                raise TempbenchError(f"synthetic generation wrote no annotations into {tmp}")
+            if not out.exists():  # else another process won the race
+                os.replace(tmp, out)
+        finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
+    if not videos:
+        return out
+    records = [row for _, row in read_jsonl(ann, "generated annotation records")]
+    wanted = records if first is None else records[:max(0, int(first))]
+    missing = [i for i, r in enumerate(wanted) if not (out / f"{r['vid']}.mp4").is_file()]
+    if missing:
+        tmp = Path(tempfile.mkdtemp(prefix=".videos.", dir=out))
+        try:
+            info = synthetic.generate(tmp, split, task, n_videos=len(records), indices=missing,
+                                      workers=_generation_workers(len(missing)))
+            if info["records"] != records:
+                raise TempbenchError(f"{ann} is not what this version of tempbench generates for {task} {split}",
+                                     f"delete {out} and run again")
+            for i in missing:
+                os.replace(tmp / f"{records[i]['vid']}.mp4", out / f"{records[i]['vid']}.mp4")
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
@@ -445,7 +470,7 @@ def annotation_path(task_name: str, split: str | None = None) -> tuple[TaskSpec,
     task = get_task(task_name)
     split = check_split(task, split or task.default_split)
     if task.builtin:
-        return task, split, ensure_synthetic(split) / "annotations.jsonl"
+        return task, split, ensure_synthetic(split, task.name, videos=False) / "annotations.jsonl"
     path = split_path(task, split)
     if not path.exists():
         raise TempbenchError(
@@ -480,7 +505,7 @@ def load_split(task_name: str, split: str | None = None) -> AnnotatedSplit:
     task, split, path = annotation_path(task_name, split)
     records, records_sha = _read_records(task, split, path)
     if task.builtin:
-        return AnnotatedSplit(task, split, records, f"synthetic/{split}/annotations.jsonl", records_sha, True)
+        return AnnotatedSplit(task, split, records, f"{task.name}/{split}/annotations.jsonl", records_sha, True)
     entry = read_manifest(task).get(split)
     if not entry:
         raise TempbenchError(f"{task_dir(task) / 'manifest.json'} has no entry for {split}",

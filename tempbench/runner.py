@@ -323,7 +323,8 @@ def run(model: str, task: str | None = None, split: str | None = None, *, annota
         raise TempbenchError(f"model {model} needs the videos of {spec.title}",
                              f"pass --videos DIR (check them first: `tempbench data check-videos {spec.name} "
                              "--videos DIR`)" if not spec.custom else "pass --videos DIR")
-    video_dir = Path(videos) if videos else (ensure_synthetic(data.split) if spec.builtin else None)
+    video_dir = Path(videos) if videos else (ensure_synthetic(data.split, spec.name, videos=use_video, first=limit)
+                                            if spec.builtin else None)
     setting = setting or (entry.setting.get(spec.name) if entry is not None else None) or "zero-shot"
     predict_windows = getattr(adapter, "predict", None)
     direct = predict_windows is not None and not use_video

@@ -1,15 +1,26 @@
 """Deterministic synthetic grounding videos: real H.264 mp4 files plus annotations in the unified format.
 
-Each video shows a moving low-saturation texture; one coloured shape (its colour and shape are named in the
-query, e.g. "the red square appears") is drawn in exactly the frames whose time ``k / fps`` lies in the window
-``[start, end)``.  Window bounds are multiples of ``1 / fps``, so the ground truth is exact and a model can learn
-it.  Same ``seed`` -> same annotations and the same decoded frames (video ``i`` depends only on ``(seed, i)``).
+Two generators (the task cards in `tempbench.tasks.synthetic` fix which one a task uses, and with what settings):
+
+- `single` (task `synthetic`): a moving low-saturation texture; ONE coloured shape (its colour and shape are named
+  in the query, e.g. "the red square appears") is drawn in exactly the frames whose time ``k / fps`` lies in the
+  window ``[start, end)``. The query adds nothing the video does not show: the answer needs the video only.
+- `multi` (task `synthetic-hard`): two or three coloured shapes appear one after another, in disjoint windows;
+  the query names one of them by colour and shape ("the red circle appears": another object has the same colour
+  or the same shape), by colour only ("the red object appears": the others have other colours) or by shape only
+  ("the circle appears": the others are squares). The answer needs the video AND the query.
+
+Window bounds are multiples of ``1 / fps``, so the ground truth is exact. Video ``i`` depends only on
+``(seed, i)``: the same seed gives the same annotations and the same decoded frames, and the first n videos of a
+larger set are the n-video set. Annotations are drawn before any pixel, so `videos=False` writes the same
+records without rendering (what the baselines need: the train split's windows, not its videos).
 """
 
 from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +36,39 @@ COLOURS: dict[str, tuple[int, int, int]] = {
     "cyan": (30, 210, 220),
 }
 SHAPES = ("square", "circle")
+GENERATORS = ("single", "multi")
+QUERY_MODES = ("both", "colour", "shape")  # how a `multi` query names its object
 ANNOTATIONS_FILE = "annotations.jsonl"
+VID_PREFIX = {"single": "synth", "multi": "synthhard"}
+
+
+@dataclass(frozen=True)
+class SceneObject:
+    """One shape drawn in frames ``start <= k < end`` (frame indices at the video's fps)."""
+
+    colour: str
+    shape: str
+    start: int
+    end: int
+    size: int  # side / diameter in pixels
+
+
+@dataclass(frozen=True)
+class Scene:
+    """Everything about one generated video except its pixels: the objects, the queried one, the query."""
+
+    vid: str
+    n_frames: int
+    fps: int
+    size: tuple[int, int]  # (width, height)
+    objects: tuple[SceneObject, ...]
+    target: int  # index into objects
+    query: str
+
+    def record(self, qid: int) -> dict:
+        obj = self.objects[self.target]
+        return {"qid": qid, "vid": self.vid, "query": self.query, "duration": self.n_frames / self.fps,
+                "windows": [[obj.start / self.fps, obj.end / self.fps]]}
 
 
 def _pick_codec() -> str:
@@ -65,25 +108,40 @@ def _draw(img: np.ndarray, shape: str, colour: tuple[int, int, int], cy: float, 
     img[mask] = colour
 
 
-def render_video(rng: np.random.Generator, n_frames: int, size: tuple[int, int], window_frames: tuple[int, int],
-                 colour: str, shape: str) -> np.ndarray:
-    """Frames (T, H, W, 3) uint8: the background, plus the object in frames ``window_frames[0] <= k < [1]``."""
+def default_object_size(size: tuple[int, int]) -> int:
+    w, h = size
+    return max(12, min(h, w) // 4)
+
+
+def render_scene(rng: np.random.Generator, n_frames: int, size: tuple[int, int],
+                 objects: tuple[SceneObject, ...] | list[SceneObject]) -> np.ndarray:
+    """Frames (T, H, W, 3) uint8: the moving background, plus each object in its frames, moving on a straight
+    line between two random points. Draws from `rng`: texture, tint, velocity, then each object's two points."""
     w, h = size
     tex = _texture(rng, h, w)
     tint = rng.uniform(0.9, 1.1, size=3)
     velocity = (int(rng.integers(-2, 3)), int(rng.integers(1, 4)))
-    obj = max(12, min(h, w) // 4)
-    y0, y1 = rng.uniform(obj, h - obj, size=2)
-    x0, x1 = rng.uniform(obj, w - obj, size=2)
-    ks, ke = window_frames
+    paths = []
+    for obj in objects:
+        y0, y1 = rng.uniform(obj.size, h - obj.size, size=2)
+        x0, x1 = rng.uniform(obj.size, w - obj.size, size=2)
+        paths.append((y0, y1, x0, x1))
     frames = np.empty((n_frames, h, w, 3), dtype=np.uint8)
     for k in range(n_frames):
         img = _frame(tex, k, h, w, tint, velocity)
-        if ks <= k < ke:
-            a = (k - ks) / max(ke - ks - 1, 1)
-            _draw(img, shape, COLOURS[colour], y0 + a * (y1 - y0), x0 + a * (x1 - x0), obj)
+        for obj, (y0, y1, x0, x1) in zip(objects, paths):
+            if obj.start <= k < obj.end:
+                a = (k - obj.start) / max(obj.end - obj.start - 1, 1)
+                _draw(img, obj.shape, COLOURS[obj.colour], y0 + a * (y1 - y0), x0 + a * (x1 - x0), obj.size)
         frames[k] = img
     return frames
+
+
+def render_video(rng: np.random.Generator, n_frames: int, size: tuple[int, int], window_frames: tuple[int, int],
+                 colour: str, shape: str) -> np.ndarray:
+    """Frames (T, H, W, 3) uint8: the background, plus one object in frames ``window_frames[0] <= k < [1]``."""
+    obj = SceneObject(colour, shape, int(window_frames[0]), int(window_frames[1]), default_object_size(size))
+    return render_scene(rng, n_frames, size, [obj])
 
 
 def write_video(path: str | os.PathLike, frames: np.ndarray, fps: int, codec: str | None = None) -> str:
@@ -116,47 +174,195 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: int, codec: st
     return codec
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# scenes: what video i shows (drawn from (seed, i) before any pixel)
+
+
+@dataclass(frozen=True)
+class GeneratorSettings:
+    """The distribution of one synthetic task (its card's `generator` block)."""
+
+    kind: str = "single"
+    duration_range: tuple[float, float] = (8, 16)
+    size: tuple[int, int] = (128, 96)  # (width, height)
+    fps: int = 8
+    objects: tuple[int, int] = (2, 3)  # `multi`: fewest and most objects per video
+    object_size: int | None = None  # pixels; None = min(width, height) // 4 (at least 12)
+
+    def __post_init__(self):
+        lo, hi = self.duration_range
+        if self.kind not in GENERATORS:
+            raise TempbenchError(f"unknown synthetic generator {self.kind!r}", f"use one of {', '.join(GENERATORS)}")
+        if not (0 < lo <= hi) or self.fps <= 0:
+            raise TempbenchError(f"bad synthetic settings: duration_range={self.duration_range}, fps={self.fps}")
+        if self.size[0] % 2 or self.size[1] % 2:
+            raise TempbenchError(f"synthetic video size must be even, got {self.size[0]}x{self.size[1]}")
+        if not (1 <= self.objects[0] <= self.objects[1] <= len(COLOURS)):
+            raise TempbenchError(f"bad synthetic settings: objects={self.objects}")
+
+    @classmethod
+    def from_card(cls, block: dict) -> GeneratorSettings:
+        return cls(kind=block["kind"], duration_range=tuple(block["duration_range"]), size=tuple(block["size"]),
+                   fps=int(block["fps"]), objects=tuple(block.get("objects", (2, 3))),
+                   object_size=block.get("object_size"))
+
+    @property
+    def pixels(self) -> int:
+        return int(self.object_size or default_object_size(self.size))
+
+
+def draw_scene(settings: GeneratorSettings, seed: int, i: int) -> tuple[Scene, np.random.Generator]:
+    """Video i of `seed`: its scene, and the generator that then draws its pixels (`render_scene`)."""
+    rng = np.random.default_rng([seed, i])
+    if settings.kind == "single":
+        return _draw_single(settings, seed, i, rng), rng
+    return _draw_multi(settings, seed, i, rng), rng
+
+
+def _n_frames(settings: GeneratorSettings, rng: np.random.Generator) -> int:
+    lo, hi = settings.duration_range
+    return max(int(round(rng.uniform(lo, hi) * settings.fps)), 4)
+
+
+def _colour_order(seed: int) -> list[str]:
+    """Target colours cycle through a seeded permutation: balanced over every 6 consecutive videos."""
+    colours = sorted(COLOURS)
+    return [colours[int(j)] for j in np.random.default_rng(seed).permutation(len(colours))]
+
+
+def _draw_single(settings: GeneratorSettings, seed: int, i: int, rng: np.random.Generator) -> Scene:
+    fps = settings.fps
+    n_frames = _n_frames(settings, rng)
+    min_len = max(int(fps), int(0.15 * n_frames))
+    max_len = max(min_len, int(0.6 * n_frames))
+    length = int(rng.integers(min_len, max_len + 1))
+    ks = int(rng.integers(0, n_frames - length + 1))
+    colour = _colour_order(seed)[i % len(COLOURS)]
+    shape = SHAPES[int(rng.integers(len(SHAPES)))]
+    obj = SceneObject(colour, shape, ks, ks + length, settings.pixels)
+    return Scene(f"{VID_PREFIX['single']}_{seed}_{i:04d}", n_frames, fps, settings.size, (obj,), 0,
+                 f"the {colour} {shape} appears")
+
+
+def _draw_multi(settings: GeneratorSettings, seed: int, i: int, rng: np.random.Generator) -> Scene:
+    """2-3 objects in disjoint windows (each 1.5 s to 28 % (3 objects) or 40 % (2) of the video, at least half a
+    second apart); the query names the target unambiguously and, for `both`, another object shares its colour or
+    its shape (so both words matter)."""
+    fps = settings.fps
+    n_frames = _n_frames(settings, rng)
+    k = int(rng.integers(settings.objects[0], settings.objects[1] + 1))
+    colour = _colour_order(seed)[i % len(COLOURS)]
+    mode = QUERY_MODES[(i // len(COLOURS)) % len(QUERY_MODES)]  # every colour x mode once per 18 videos
+    shape = SHAPES[int(rng.integers(len(SHAPES)))]
+    other_shape = SHAPES[1 - SHAPES.index(shape)]
+    others = [c for c in sorted(COLOURS) if c != colour]
+    if mode == "both":  # a distractor of the same colour, and (with 3 objects, or by a coin) one of the same shape
+        same_colour_first = k == 3 or bool(rng.integers(2))
+        pairs = [(colour, other_shape)] if same_colour_first else []
+        if k == 3 or not same_colour_first:
+            pairs.append((others[int(rng.integers(len(others)))], shape))
+    elif mode == "colour":  # other colours, any shape
+        picked = rng.choice(len(others), size=k - 1, replace=False)
+        pairs = [(others[int(j)], SHAPES[int(rng.integers(len(SHAPES)))]) for j in picked]
+    else:  # "shape": the other shape, any colours (the target's own colour included)
+        everyone = sorted(COLOURS)
+        picked = rng.choice(len(everyone), size=k - 1, replace=False)
+        pairs = [(everyone[int(j)], other_shape) for j in picked]
+    pairs = [(colour, shape)] + pairs  # the target first, then placed in a random temporal order
+    gap = max(1, fps // 2)
+    frac = 0.28 if k >= 3 else 0.4
+    min_len = int(1.5 * fps)
+    max_len = max(min_len, int(frac * n_frames))
+    lengths = [int(rng.integers(min_len, max_len + 1)) for _ in range(k)]
+    while sum(lengths) + (k - 1) * gap > n_frames:  # only for very short videos: shorten the longest
+        j = int(np.argmax(lengths))
+        if lengths[j] <= 1:
+            raise TempbenchError(f"synthetic video {i}: {k} objects do not fit in {n_frames} frames")
+        lengths[j] -= 1
+    order = [int(j) for j in rng.permutation(k)]  # order[p] = object shown p-th
+    free = n_frames - sum(lengths) - (k - 1) * gap
+    cuts = np.sort(rng.integers(0, free + 1, size=k))
+    extra = np.diff(np.concatenate([[0], cuts]))  # extra gap before each object in temporal order
+    objects: list[SceneObject | None] = [None] * k
+    t = 0
+    for p, j in enumerate(order):
+        t += int(extra[p]) + (gap if p else 0)
+        objects[j] = SceneObject(pairs[j][0], pairs[j][1], t, t + lengths[j], settings.pixels)
+        t += lengths[j]
+    query = {"both": f"the {colour} {shape} appears", "colour": f"the {colour} object appears",
+             "shape": f"the {shape} appears"}[mode]
+    return Scene(f"{VID_PREFIX['multi']}_{seed}_{i:04d}", n_frames, fps, settings.size, tuple(objects), 0, query)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# generation
+
+
+def write_scene_video(job: tuple) -> str:
+    """Render and encode video i of `seed` into folder (a process-pool job: `(settings, seed, i, folder, codec)`);
+    returns the codec."""
+    settings, seed, i, folder, codec = job
+    scene, rng = draw_scene(settings, seed, i)
+    frames = render_scene(rng, scene.n_frames, scene.size, scene.objects)
+    return write_video(Path(folder) / f"{scene.vid}.mp4", frames, scene.fps, codec)
+
+
+def generate_scenes(out_dir: str | os.PathLike, settings: GeneratorSettings, n_videos: int, seed: int,
+                    codec: str | None = None, videos: bool = True, indices=None, workers: int = 1) -> dict:
+    """Write ``annotations.jsonl`` (one query per video, qid = i) and, with `videos`, the mp4 files of
+    `indices` (default all) into out_dir, in `workers` processes. Returns ``{"annotations", "videos",
+    "records", "codec"}``."""
+    if n_videos < 0:
+        raise TempbenchError(f"bad synthetic settings: n_videos={n_videos}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    scenes = [draw_scene(settings, seed, i)[0] for i in range(n_videos)]
+    records = [s.record(i) for i, s in enumerate(scenes)]
+    paths = {s.vid: str(out / f"{s.vid}.mp4") for s in scenes}
+    if videos:
+        codec = codec or _pick_codec()
+        todo = list(range(n_videos)) if indices is None else [int(i) for i in indices]
+        jobs = [(settings, seed, i, str(out), codec) for i in todo]
+        done = False
+        if workers > 1 and len(jobs) > 1:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+            from concurrent.futures.process import BrokenProcessPool
+
+            try:
+                with ProcessPoolExecutor(max_workers=min(workers, len(jobs)),
+                                         mp_context=multiprocessing.get_context("spawn")) as pool:
+                    list(pool.map(write_scene_video, jobs, chunksize=max(1, len(jobs) // (4 * workers))))
+                done = True
+            except BrokenProcessPool:  # e.g. a main module that cannot be re-imported (code read from stdin)
+                pass
+        if not done:  # in this process (the same bytes)
+            for job in jobs:
+                write_scene_video(job)
+    ann = out / ANNOTATIONS_FILE
+    tmp = ann.with_name(ann.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for r in records:
+            f.write(json.dumps(r) + "\n")
+    os.replace(tmp, ann)
+    return {"annotations": str(ann), "videos": paths if videos else {}, "records": records, "codec": codec}
+
+
 def generate_synthetic(out_dir: str | os.PathLike, n_videos: int = 8, seed: int = 0,
                        duration_range: tuple[float, float] = (8, 16), size: tuple[int, int] = (128, 96),
-                       fps: int = 8, codec: str | None = None) -> dict:
+                       fps: int = 8, codec: str | None = None, *, generator: str = "single",
+                       objects: tuple[int, int] = (2, 3), object_size: int | None = None, videos: bool = True,
+                       workers: int = 1) -> dict:
     """Write ``n_videos`` mp4 files and ``annotations.jsonl`` (one query per video) into ``out_dir``.
 
     ``size`` is (width, height).  Records: ``{"qid", "vid", "query", "duration", "windows": [[s, e]]}`` with
-    ``duration = n_frames / fps`` and the window covering 15-60 % of the video (at least one second).
-    Returns ``{"annotations": path, "videos": {vid: path}, "records": [...], "codec": name}``.
+    ``duration = n_frames / fps``; `single`: the window covers 15-60 % of the video (at least one second);
+    `multi`: see the module docstring. Returns ``{"annotations": path, "videos": {vid: path}, "records": [...],
+    "codec": name}`` (no videos and codec None with ``videos=False``).
     """
-    lo, hi = duration_range
-    if not (0 < lo <= hi) or n_videos < 0 or fps <= 0:
-        raise TempbenchError(f"bad synthetic settings: duration_range={duration_range}, n_videos={n_videos}, "
-                             f"fps={fps}")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    codec = codec or _pick_codec()
-    records, videos = [], {}
-    colours = sorted(COLOURS)
-    order = np.random.default_rng(seed).permutation(len(colours))  # balanced colours across videos
-    for i in range(n_videos):
-        rng = np.random.default_rng([seed, i])
-        n_frames = max(int(round(rng.uniform(lo, hi) * fps)), 4)
-        min_len = max(int(fps), int(0.15 * n_frames))
-        max_len = max(min_len, int(0.6 * n_frames))
-        length = int(rng.integers(min_len, max_len + 1))
-        ks = int(rng.integers(0, n_frames - length + 1))
-        ke = ks + length
-        colour = colours[int(order[i % len(colours)])]
-        shape = SHAPES[int(rng.integers(len(SHAPES)))]
-        frames = render_video(rng, n_frames, size, (ks, ke), colour, shape)
-        vid = f"synth_{seed}_{i:04d}"
-        path = out / f"{vid}.mp4"
-        write_video(path, frames, fps, codec)
-        videos[vid] = str(path)
-        records.append({"qid": i, "vid": vid, "query": f"the {colour} {shape} appears",
-                        "duration": n_frames / fps, "windows": [[ks / fps, ke / fps]]})
-    ann = out / ANNOTATIONS_FILE
-    with open(ann, "w", encoding="utf-8") as f:
-        for r in records:
-            f.write(json.dumps(r) + "\n")
-    return {"annotations": str(ann), "videos": videos, "records": records, "codec": codec}
+    settings = GeneratorSettings(generator, tuple(duration_range), tuple(size), int(fps), tuple(objects),
+                                 object_size)
+    return generate_scenes(out_dir, settings, n_videos, seed, codec=codec, videos=videos, workers=workers)
 
 
 def make_corrupt_video(path: str | os.PathLike, kind: str = "garbage") -> Path:

@@ -31,15 +31,15 @@ def test_lookup_by_alias_and_hub_id():
         zoo.get("gpt-17")
 
 
-def test_tiny_synthetic_alias_loads(tmp_path, monkeypatch):
+def test_tiny_qwen2_5_vl_alias_loads(tmp_path, monkeypatch):
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
     monkeypatch.setenv("TEMPBENCH_HOME", str(tmp_path))
     from tempbench.models.base import GenerationSettings
 
-    m = load_model("tiny-synthetic", generation=GenerationSettings(max_new_tokens=3))
+    m = load_model("tiny-qwen2.5-vl", generation=GenerationSettings(max_new_tokens=3))
     ident = m.identity()
-    assert ident.info["name"] == "tiny-synthetic" and ident.info["zoo"]["alias"] == "tiny-synthetic"
+    assert ident.info["name"] == "tiny-qwen2.5-vl" and ident.info["zoo"]["alias"] == "tiny-qwen2.5-vl"
     assert m.video_settings.max_pixels == 56 * 56 and ident.model_type == "qwen2_5_vl"
     assert str(tmp_path) in ident.id
     # a local folder works too, and is the same model: same weights, same identity

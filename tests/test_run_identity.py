@@ -144,16 +144,16 @@ def test_predictions_without_run_json_are_not_resumed(use_imported, tmp_path):
 
 def test_changed_settings_go_to_a_new_default_folder(home, tmp_path, monkeypatch):  # noqa: F811
     monkeypatch.chdir(tmp_path)
-    common = ["run", "--model", "tiny-synthetic", "--task", "synthetic", "--limit", "8", "--no-progress",
+    common = ["run", "--model", "tiny-qwen2.5-vl", "--task", "synthetic", "--limit", "8", "--no-progress",
               "--batch-size", "4"]
     assert cli(*common).exit_code == 0
     res = cli(*common, "--prompt", "time-r1-plain", "--gen", "max_new_tokens=32")
     assert res.exit_code == 0, res.output
     folders = sorted((tmp_path / "runs" / "synthetic-test").iterdir())
-    assert len(folders) == 2 and all(f.name.startswith("tiny-synthetic-") for f in folders)
+    assert len(folders) == 2 and all(f.name.startswith("tiny-qwen2.5-vl-") for f in folders)
     for folder in folders:  # each run.json describes exactly the rows beside it
         info = json.loads((folder / "run.json").read_text())
-        assert folder.name == f"tiny-synthetic-{info['fingerprint'][:8]}"
+        assert folder.name == f"tiny-qwen2.5-vl-{info['fingerprint'][:8]}"
         assert len(rows_of(folder / "predictions.jsonl")) == 8
     prompts = {json.loads((f / "run.json").read_text())["prompt"] for f in folders}
     assert prompts == {"tempsamp-r1-plain", "time-r1-plain"}
@@ -271,7 +271,7 @@ def test_retry_errors_reruns_error_rows_and_the_new_row_supersedes(home, tmp_pat
         if mp4.name != "synth_0_0003.mp4":
             (videos / mp4.name).symlink_to(mp4)
     out = tmp_path / "run"
-    common = ["run", "--model", "tiny-synthetic", "--task", "synthetic", "--videos", videos, "--out", out,
+    common = ["run", "--model", "tiny-qwen2.5-vl", "--task", "synthetic", "--videos", videos, "--out", out,
               "--gen", "max_new_tokens=4", "--no-progress"]
     assert cli(*common).exit_code == 0
     assert "error" in {r["qid"]: r for r in rows_of(out / "predictions.jsonl")}[3]

@@ -2,7 +2,7 @@
 missing and corrupt videos, data-parallel shards, CLI errors, and the baselines on the official annotations.
 
 Models: the tiny float32 Qwen2.5-VL built locally (`tiny_model` fixture, linked into each test's cache under the
-name the `tiny-synthetic` zoo alias looks for) on the synthetic task (real H.264 mp4 files, decoded by PyAV).
+name the `tiny-qwen2.5-vl` zoo alias looks for) on the synthetic task (real H.264 mp4 files, decoded by PyAV).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def syn_home(tb_home, synthetic_split, monkeypatch) -> Path:
 
 @pytest.fixture
 def home(syn_home, tiny_model) -> Path:
-    """This test's cache with the synthetic split and the tiny model (what `--model tiny-synthetic` loads)."""
+    """This test's cache with the synthetic split and the tiny model (what `--model tiny-qwen2.5-vl` loads)."""
     (syn_home / "models").mkdir()
     (syn_home / "models" / tiny_model.name).symlink_to(tiny_model, target_is_directory=True)
     return syn_home
@@ -67,7 +67,7 @@ def cli_env(home: Path, **extra: str) -> dict:
 
 def tiny_cmd(out: Path, *more: str, tokens: int = 48) -> list[str]:
     """`python -m tempbench run` with the tiny model on the synthetic task, batch size 1 (deterministic)."""
-    return [sys.executable, "-m", "tempbench", "run", "--model", "tiny-synthetic", "--task", "synthetic",
+    return [sys.executable, "-m", "tempbench", "run", "--model", "tiny-qwen2.5-vl", "--task", "synthetic",
             "--out", str(out), "--batch-size", "1", "--gen", f"max_new_tokens={tokens}", "--no-progress", *more]
 
 
@@ -118,7 +118,7 @@ def test_end_to_end_run_folder_and_table(home, tmp_path, monkeypatch):
 
     monkeypatch.setattr(video, "decode_video", counting_decode)
     out = tmp_path / "run"
-    res = CliRunner().invoke(main, ["run", "--model", "tiny-synthetic", "--task", "synthetic", "--out", str(out),
+    res = CliRunner().invoke(main, ["run", "--model", "tiny-qwen2.5-vl", "--task", "synthetic", "--out", str(out),
                                     "--gen", "max_new_tokens=16", "--no-progress", "--batch-size", "4",
                                     "--prefetch", "thread"])  # threads: the decode spy sees every call
     assert res.exit_code == 0, res.output
@@ -141,12 +141,12 @@ def test_end_to_end_run_folder_and_table(home, tmp_path, monkeypatch):
 
     info = json.loads((out / "run.json").read_text())
     jsonschema.validate(info, load_schema("run"))
-    entry = zoo.get("tiny-synthetic")
+    entry = zoo.get("tiny-qwen2.5-vl")
     assert info["schema"] == "tempbench.run/2" and (info["task"], info["split"]) == ("synthetic", "test")
-    assert info["model"]["spec"] == "tiny-synthetic" and info["outcome"]["status"] == "finished"
+    assert info["model"]["spec"] == "tiny-qwen2.5-vl" and info["outcome"]["status"] == "finished"
     mi = info["model"]
     assert mi["backend"] == "transformers" and mi["dtype"] == "float32" and mi["model_type"] == "qwen2_5_vl"
-    assert mi["weights"].startswith("sha256:") and mi["info"]["zoo"]["alias"] == "tiny-synthetic"
+    assert mi["weights"].startswith("sha256:") and mi["info"]["zoo"]["alias"] == "tiny-qwen2.5-vl"
     assert len(info["fingerprint"]) == 64
     assert info["setting"] == entry.setting["synthetic"] == "zero-shot"
     assert info["prompt"] == entry.prompt == "tempsamp-r1-plain"
@@ -184,14 +184,14 @@ def test_zoo_prompt_and_setting_are_used(home, tmp_path, monkeypatch):
     """The zoo entry's recommended prompt and per-task setting reach run.json (unless given explicitly)."""
     from tempbench.models import zoo
 
-    entry = dataclasses.replace(zoo.get("tiny-synthetic"), prompt="timezero-cot", setting={"synthetic": "fine-tuned"})
+    entry = dataclasses.replace(zoo.get("tiny-qwen2.5-vl"), prompt="timezero-cot", setting={"synthetic": "fine-tuned"})
     real_find = zoo.find
-    monkeypatch.setattr(zoo, "find", lambda name: entry if name == "tiny-synthetic" else real_find(name))
+    monkeypatch.setattr(zoo, "find", lambda name: entry if name == "tiny-qwen2.5-vl" else real_find(name))
     common = dict(limit=2, batch_size=2, generation={"max_new_tokens": 4}, progress=False, score=False)
-    run("tiny-synthetic", "synthetic", out_dir=tmp_path / "a", **common)
+    run("tiny-qwen2.5-vl", "synthetic", out_dir=tmp_path / "a", **common)
     info = json.loads((tmp_path / "a" / "run.json").read_text())
     assert (info["prompt"], info["setting"]) == ("timezero-cot", "fine-tuned")
-    run("tiny-synthetic", "synthetic", out_dir=tmp_path / "b", prompt="tempsamp-r1-cot", setting="zero-shot",
+    run("tiny-qwen2.5-vl", "synthetic", out_dir=tmp_path / "b", prompt="tempsamp-r1-cot", setting="zero-shot",
         video_settings={"fps": 1.0}, **common)
     info = json.loads((tmp_path / "b" / "run.json").read_text())
     assert (info["prompt"], info["setting"]) == ("tempsamp-r1-cot", "zero-shot")
@@ -242,7 +242,7 @@ def test_half_written_last_line_is_repaired_on_resume(home, tmp_path):
     out = tmp_path / "run"
     pred = out / "predictions.jsonl"
     common = dict(batch_size=1, generation={"max_new_tokens": 8}, progress=False)
-    run("tiny-synthetic", "synthetic", out_dir=out, **common)
+    run("tiny-qwen2.5-vl", "synthetic", out_dir=out, **common)
     full = pred.read_bytes()
     lines = full.splitlines(keepends=True)
     assert len(lines) == N_SYNTH
@@ -253,7 +253,7 @@ def test_half_written_last_line_is_repaired_on_resume(home, tmp_path):
 
         read_predictions(pred)
 
-    summary = run("tiny-synthetic", "synthetic", out_dir=out, **common)
+    summary = run("tiny-qwen2.5-vl", "synthetic", out_dir=out, **common)
     repaired = pred.read_bytes()
     assert repaired.startswith(keep)
     assert repaired == full  # same process, batch size 1: the 6 rows run again are the same rows
@@ -292,7 +292,7 @@ def test_missing_and_corrupt_videos_become_error_rows(home, tmp_path, synthetic_
     (videos / "synth_0_0007.mp4").unlink()
     make_corrupt_video(videos / "synth_0_0007.mp4", "truncated")  # qid 7: not decodable
     out = tmp_path / "run"
-    res = CliRunner().invoke(main, ["run", "--model", "tiny-synthetic", "--task", "synthetic", "--videos",
+    res = CliRunner().invoke(main, ["run", "--model", "tiny-qwen2.5-vl", "--task", "synthetic", "--videos",
                                     str(videos), "--out", str(out), "--gen", "max_new_tokens=4", "--no-progress"])
     assert res.exit_code == 0, res.output
     assert "2 error rows" in res.output

@@ -105,3 +105,88 @@ def test_mpeg4_fallback_codec(tmp_path):
     out = generate_synthetic(tmp_path / "m", n_videos=1, seed=0, duration_range=(2, 3), codec="mpeg4")
     clip = decode_video(next(iter(out["videos"].values())), VideoSettings())
     assert out["codec"] == "mpeg4" and clip.frames.shape[1:] == (96, 128, 3)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# synthetic-hard: several objects, the query names one
+
+
+def _hard_settings():
+    from tempbench.tasks import synthetic
+
+    return synthetic.settings("synthetic-hard")
+
+
+def _named(query: str) -> tuple[str | None, str | None]:
+    words = query.split()
+    assert words[0] == "the" and words[-1] == "appears", query
+    if len(words) == 4 and words[2] == "object":
+        return words[1], None
+    if len(words) == 4:
+        return words[1], words[2]
+    return None, words[1]
+
+
+def test_hard_scenes_follow_their_rules():
+    from tempbench.synthetic import QUERY_MODES, draw_scene
+
+    settings = _hard_settings()
+    fps = settings.fps
+    combos = set()
+    for i in range(180):
+        scene, _ = draw_scene(settings, 11, i)
+        objs = scene.objects
+        assert 2 <= len(objs) <= 3 and scene.target == 0
+        spans = sorted((o.start, o.end) for o in objs)
+        assert spans[0][0] >= 0 and spans[-1][1] <= scene.n_frames
+        for (_, e0), (s1, _) in zip(spans, spans[1:]):
+            assert s1 - e0 >= fps // 2, (i, spans)  # disjoint, half a second apart
+        assert all(o.end - o.start >= 1.5 * fps for o in objs)
+        colour, shape = _named(scene.query)
+        matches = [o for o in objs if (colour is None or o.colour == colour) and (shape is None or o.shape == shape)]
+        assert matches == [objs[0]], (i, scene.query, objs)  # the query names exactly the target
+        if colour and shape:  # both words are needed: another object shares one of them
+            assert any(o.colour == colour or o.shape == shape for o in objs[1:]), (i, scene.query, objs)
+        mode = "both" if colour and shape else ("colour" if colour else "shape")
+        combos.add((objs[0].colour, mode))
+        r = scene.record(i)
+        assert r["windows"] == [[objs[0].start / fps, objs[0].end / fps]] and r["duration"] == scene.n_frames / fps
+    assert len(combos) == len(COLOURS) * len(QUERY_MODES)
+
+
+def test_hard_videos_show_each_object_exactly_in_its_window(tmp_path):
+    from tempbench.synthetic import draw_scene, generate_scenes
+
+    settings = _hard_settings()
+    out = generate_scenes(tmp_path, settings, 4, seed=11)
+    for i, r in enumerate(out["records"]):
+        scene, _ = draw_scene(settings, 11, i)
+        clip = decode_video(out["videos"][r["vid"]], VideoSettings(fps=8.0))
+        k = np.rint(clip.timestamps * 8).astype(int)
+        for f, frame in zip(k, clip.frames):
+            shown = {o.colour for o in scene.objects if o.start <= f < o.end}
+            seen = {c for c in COLOURS if _object_pixels(frame, c) > 150}
+            assert seen == shown, (r["vid"], int(f), seen, shown)
+
+
+def test_annotations_alone_parallel_and_partial_generation_agree(tmp_path):
+    import hashlib
+
+    from tempbench.synthetic import generate_scenes
+
+    settings = _hard_settings()
+    full = generate_scenes(tmp_path / "full", settings, 5, seed=3)
+    alone = generate_scenes(tmp_path / "alone", settings, 5, seed=3, videos=False)
+    assert alone["records"] == full["records"] and alone["videos"] == {}
+    assert not list((tmp_path / "alone").glob("*.mp4"))
+    assert (tmp_path / "alone" / "annotations.jsonl").read_text() == (tmp_path / "full" / "annotations.jsonl").read_text()
+    part = generate_scenes(tmp_path / "part", settings, 5, seed=3, indices=[1, 3], workers=2)
+    assert part["records"] == full["records"]
+    made = sorted(p.name for p in (tmp_path / "part").glob("*.mp4"))
+    assert made == sorted(f"{full['records'][i]['vid']}.mp4" for i in (1, 3))
+
+    def sha(p):
+        return hashlib.sha256(p.read_bytes()).hexdigest()
+
+    for name in made:  # the same bytes from a worker process as from this one
+        assert sha(tmp_path / "part" / name) == sha(tmp_path / "full" / name)

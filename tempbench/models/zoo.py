@@ -9,11 +9,18 @@ Reported numbers are percentages as printed in the cited source; `setting` says 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from tempbench.errors import UsageError
+from tempbench.errors import TempbenchError, UsageError
 
 TEMPSAMP_VIDEO = {"fps": 2.0, "total_pixels": 3584 * 28 * 28, "min_pixels": 16 * 28 * 28}
 TEMPSAMP_CITE = "TempSamp-R1 (Li et al., NeurIPS 2025, arXiv 2509.18056), Tab. 1"
+PACKAGE_MODELS = Path(__file__).resolve().parent
+# sha256 of tempbench/models/tiny_synthetic/model.safetensors: set by benchmarks/install_tiny_synthetic.py
+TINY_SYNTHETIC_SHA256: str | None = None
+BUILD_TINY_SYNTHETIC = ("train it on one GPU with `python benchmarks/train_tiny_synthetic.py --out OUT`, then "
+                        "`python benchmarks/install_tiny_synthetic.py OUT` (docs/training.md); "
+                        "tiny-qwen2.5-vl is the random-weight model")
 
 
 @dataclass(frozen=True)
@@ -30,7 +37,9 @@ class ZooEntry:
     verified_from: str = ""
     reason: str = ""
     aliases: tuple[str, ...] = ()
-    local_builder: str | None = None  # e.g. "tiny" for locally built models
+    local_builder: str | None = None  # "tiny": built locally (random weights); "package": shipped package data
+    package_dir: str | None = None  # "package": folder under tempbench/models/ holding the model files
+    weights_sha256: str | None = None  # "package": sha256 of its model.safetensors, checked at load
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -144,17 +153,32 @@ ZOO: list[ZooEntry] = [
         aliases=("tempsamp-r1",),
     ),
     ZooEntry(
-        alias="tiny-synthetic",
+        alias="tiny-qwen2.5-vl",
         hub_id=None,
-        title="tiny Qwen2.5-VL (random weights, built locally) for tests and the synthetic task",
+        title="tiny Qwen2.5-VL (random weights, built locally) for tests",
         base_model=None,
         prompt="tempsamp-r1-plain",
         video={"fps": 2.0, "min_pixels": 28 * 28, "max_pixels": 56 * 56, "total_pixels": 16 * 56 * 56},
-        setting={"synthetic": "zero-shot"},
+        setting={"synthetic": "zero-shot", "synthetic-hard": "zero-shot"},
         verified=True,
         verified_from="built by tempbench.models.qwen.tiny.build_tiny_qwen2_5_vl (seed 0)",
         local_builder="tiny",
         aliases=("tiny",),
+    ),
+    ZooEntry(
+        alias="tiny-synthetic",
+        hub_id=None,
+        title="tiny-synthetic: a 4.4 M-parameter Qwen2.5-VL trained here on synthetic + synthetic-hard (bf16)",
+        base_model=None,
+        prompt="tempsamp-r1-plain",
+        video=TEMPSAMP_VIDEO,
+        setting={"synthetic": "fine-tuned", "synthetic-hard": "fine-tuned"},
+        verified=True,
+        verified_from="trained by benchmarks/train_tiny_synthetic.py (SFT with `tempbench train`, seed 0); "
+                      "shipped as package data, weights sha256 pinned here",
+        local_builder="package",
+        package_dir="tiny_synthetic",
+        weights_sha256=TINY_SYNTHETIC_SHA256,
     ),
 ]
 
@@ -176,12 +200,33 @@ def get(name: str) -> ZooEntry:
     return entry
 
 
+def package_model_dir(entry: ZooEntry) -> Path:
+    """The folder of a model shipped as package data, after checking its weights against the pinned sha256."""
+    from tempbench.io import sha256_file
+
+    folder = PACKAGE_MODELS / str(entry.package_dir)
+    weights = folder / "model.safetensors"
+    if not weights.is_file():
+        raise TempbenchError(f"{entry.alias}: its trained weights are not in this install ({weights} is absent)",
+                             BUILD_TINY_SYNTHETIC)
+    if not entry.weights_sha256:
+        raise TempbenchError(f"{entry.alias}: {weights} is there but no sha256 is pinned for it in "
+                             "tempbench/models/zoo.py", BUILD_TINY_SYNTHETIC)
+    actual = sha256_file(weights)
+    if actual != entry.weights_sha256:
+        raise TempbenchError(f"{entry.alias}: {weights} has sha256 {actual}, the zoo pins {entry.weights_sha256}",
+                             "reinstall tempbench, or " + BUILD_TINY_SYNTHETIC)
+    return folder
+
+
 def resolve_local(entry: ZooEntry) -> str:
-    """The model reference to load for an entry: its hub id, or the folder of a locally built model."""
+    """The model reference to load for an entry: its hub id, or the folder of a locally built or shipped model."""
     if entry.local_builder == "tiny":
         from tempbench.models.qwen.tiny import tiny_model_dir
 
         return str(tiny_model_dir(0))
+    if entry.local_builder == "package":
+        return str(package_model_dir(entry))
     if entry.hub_id is None:  # pragma: no cover - every entry has one or the other
         raise UsageError(f"zoo entry {entry.alias} has no hub id")
     return entry.hub_id

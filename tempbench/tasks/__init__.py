@@ -84,7 +84,8 @@ def _registry() -> dict[str, TaskSpec]:
 
     specs = {module.NAME: spec_from_card(_load_card(module.NAME), module.convert)
              for module in (charades, anet, qvhighlights)}
-    specs[synthetic.NAME] = spec_from_card(synthetic.card(), builtin=True)
+    for name in synthetic.NAMES:
+        specs[name] = spec_from_card(synthetic.card(name), builtin=True)
     return specs
 
 

@@ -135,6 +135,9 @@ def validate(cfg: dict) -> None:
     if g != 0 and g < 2:
         raise TempbenchError(f"rollout.group_size must be 0 (auto) or >= 2 (got {g})",
                              hint="a group needs at least two rows for a standard deviation")
+    for key in ("schedule.max_seconds", "data.workers"):
+        if get(cfg, key) < 0:
+            raise TempbenchError(f"config key {key!r} must be >= 0 (got {get(cfg, key)!r})")
     if cfg["optim"]["lr"] <= 0:
         raise TempbenchError(f"optim.lr must be > 0 (got {cfg['optim']['lr']})")
     if cfg["rollout"]["temperature"] <= 0:

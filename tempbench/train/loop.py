@@ -142,7 +142,8 @@ class Trainer:
         from tempbench.video import VideoSettings
 
         self.video_settings = VideoSettings.from_dict(dict(cfg["video"]))
-        self.adapter = HFQwenVL(cfg["model"], device=str(acc.device), dtype=weights_dtype,
+        self.model_path = resolve_model(cfg["model"])
+        self.adapter = HFQwenVL(self.model_path, device=str(acc.device), dtype=weights_dtype,
                                 attn_implementation=mo["attn_implementation"], video_settings=self.video_settings)
         model = self.adapter.model
         self.tokenizer = self.adapter.tokenizer
@@ -207,6 +208,8 @@ class Trainer:
             lambda text, rec, kind, cot: score_completion(text, rec, kind, cot, ro["parse_profile"]))
         self.global_step = 0
         self.micro_step = 0
+        self._video_folder: str | None = None
+        self._cache: dict[tuple[int, bool], object] = {}  # (record index, cot) -> QueryItem (`data.cache`)
 
     # -- setup helpers ---------------------------------------------------------------------------------------
     def _zero3_reference(self):
@@ -221,7 +224,7 @@ class Trainer:
         from tempbench.models.qwen.adapter import HFQwenVL
 
         mo = self.cfg["model_opts"]
-        ref = HFQwenVL(self.cfg["model"], device=str(self.accelerator.device), dtype=self.weights_dtype,
+        ref = HFQwenVL(self.model_path, device=str(self.accelerator.device), dtype=self.weights_dtype,
                        attn_implementation=mo["attn_implementation"], video_settings=self.video_settings).model
         ref.eval().requires_grad_(False)
         ds = copy.deepcopy(self.accelerator.state.deepspeed_plugin.deepspeed_config)
@@ -273,7 +276,7 @@ class Trainer:
         from tempbench.video import decode_video, find_video
 
         if clip is None:
-            vdir = self.cfg["videos"]
+            vdir = self.video_folder()
             path = find_video(vdir, record["vid"]) if vdir else None
             if path is None:
                 raise TempbenchError(f"video {record['vid']!r} (qid {record.get('qid')}) not found in {vdir!r}",
@@ -282,6 +285,78 @@ class Trainer:
         prompt = render(self.prompt_name(kind, cot), query=record["query"], duration=record.get("duration"))
         inputs = self.adapter.build_inputs([ModelInput(clip, prompt, int(record.get("qid", 0)), {})])
         return QueryItem(inputs["input_ids"][0].tolist(), VideoInputs.from_dict(inputs), record)
+
+    def video_folder(self) -> str:
+        """`videos`, or for a generated task's own split (no `annotations` file) its folder, generated once."""
+        if self._video_folder is None:
+            vdir = self.cfg["videos"]
+            if not vdir and not self.cfg["annotations"]:
+                from tempbench.tasks import get_task
+
+                task = get_task(self.cfg["task"])
+                if task.builtin:
+                    from tempbench.annotations import ensure_synthetic
+
+                    vdir = str(ensure_synthetic(self.cfg["split"], task.name, first=self.cfg["limit"] or None))
+            self._video_folder = vdir
+        return self._video_folder
+
+    def batches(self, records: Sequence[dict], steps: Sequence[tuple[int, list[int]]], kind: str, cot: bool):
+        """Yield `(position, indices, items)` for each step's record indices. With `data.workers`, the videos of
+        the coming queries are decoded and preprocessed in that many processes ahead of the step; with
+        `data.cache`, each query's item is kept for later epochs (the next epochs decode nothing)."""
+        workers = int(self.cfg["data"]["workers"])
+        cache = self._cache if self.cfg["data"]["cache"] else None
+        bs = max((len(idx) for _, idx in steps), default=1)
+        need = [i for _, idx in steps for i in idx if cache is None or (i, cot) not in cache]
+        prepared = iter(())
+        pool = None
+        if workers > 0 and need:
+            from tempbench.runner import VideoLoader
+            from tempbench.video import Prefetcher
+
+            vdir = self.video_folder()
+            if not vdir:
+                raise TempbenchError("no video folder", hint="pass --videos DIR holding the task's videos")
+            loader = VideoLoader(Path(vdir), self.video_settings, self.adapter.video_preprocessor, True)
+            pool = Prefetcher([records[i] for i in need], fn=loader, workers=workers,
+                              ahead=max(2 * workers, 2 * bs), kind="process")
+            prepared = iter(pool)
+        try:
+            for pos, idx in steps:
+                items = []
+                for i in idx:
+                    item = cache.get((i, cot)) if cache is not None else None
+                    if item is None:
+                        clip = None
+                        if pool is not None:
+                            got = next(prepared)
+                            if got.error:
+                                rec = records[i]
+                                raise TempbenchError(f"video {rec['vid']!r} (qid {rec.get('qid')}): {got.error}",
+                                                     hint="check the task's videos (tempbench data check-videos)")
+                            clip = got.value  # build_inputs copies it out of the worker's shared memory
+                        item = self.make_item(records[i], kind, cot, clip=clip)
+                        if cache is not None:
+                            if self.cfg["data"]["cache_on_device"]:
+                                item = self._on_device(item)
+                            cache[(i, cot)] = item
+                    items.append(item)
+                yield pos, idx, items
+        finally:
+            if pool is not None:
+                pool.close()
+
+    def _on_device(self, item):
+        """The item with its video tensors on the accelerator (a cached item is then never copied again)."""
+        import dataclasses
+
+        dev = self.accelerator.device
+        v = item.video
+        video = dataclasses.replace(v, pixel_values_videos=v.pixel_values_videos.to(dev),
+                                    video_grid_thw=v.video_grid_thw.to(dev),
+                                    second_per_grid_ts=v.second_per_grid_ts.to(dev))
+        return dataclasses.replace(item, video=video)
 
     def gt_text(self, record: dict, kind: str, cot: bool) -> str:
         from tempbench.train.rollout import gt_answer_text
@@ -494,19 +569,23 @@ class Trainer:
         progress = _Progress(enabled=bool(cfg["log"]["progress"]) and acc.is_main_process,
                              total=steps_per_epoch * epochs, done=start_epoch * steps_per_epoch + start_pos)
         last: dict = {}
+        max_seconds = float(cfg["schedule"]["max_seconds"])
+        t_start = time.perf_counter()
+        stopped = None
         with progress:
             for epoch in range(start_epoch, epochs):
                 cot = self._cot(epoch)
                 order = np.random.default_rng([int(cfg["seed"]), epoch]).permutation(len(records))
                 mine = order[rank::world][: steps_per_epoch * bs]
                 pos0 = start_pos if epoch == start_epoch else 0
-                for pos in range(pos0, steps_per_epoch):
-                    recs = [records[i] for i in mine[pos * bs : (pos + 1) * bs]]
-                    items = [self.make_item(r, kind, cot) for r in recs]
+                steps = [(pos, [int(i) for i in mine[pos * bs : (pos + 1) * bs]])
+                         for pos in range(pos0, steps_per_epoch)]
+                for pos, idx, items in self.batches(records, steps, kind, cot):
+                    recs = [records[i] for i in idx]
                     before = self.global_step
                     rec = self.step(items, kind, cot)
                     rec.update({"epoch": epoch, "phase": "cot" if cot else "plain",
-                                "qids": [r.get("qid") for r in recs]})
+                                "qids": [r.get("qid") for r in recs], "elapsed_s": time.perf_counter() - t_start})
                     last = rec
                     if acc.is_main_process and self.micro_step % int(cfg["log"]["every"]) == 0:
                         with open(log_path, "a", encoding="utf-8") as fh:
@@ -514,10 +593,19 @@ class Trainer:
                     progress.update(rec)
                     if self.global_step != before and self.global_step % save_steps == 0:
                         checkpoints.append(str(self.save_checkpoint(out, epoch, pos + 1)))
+                    if max_seconds and _stop_all(acc, time.perf_counter() - t_start > max_seconds):
+                        stopped = (f"schedule.max_seconds = {max_seconds:g} reached after {self.global_step} "
+                                   f"optimizer steps (epoch {epoch}, position {pos + 1} of {steps_per_epoch})")
+                        if not checkpoints or not checkpoints[-1].endswith(f"-{self.global_step}"):
+                            checkpoints.append(str(self.save_checkpoint(out, epoch, pos + 1)))
+                        break
+                if stopped:
+                    break
                 if not checkpoints or not checkpoints[-1].endswith(f"-{self.global_step}"):
                     checkpoints.append(str(self.save_checkpoint(out, epoch, steps_per_epoch)))
         return {"out": str(out), "global_step": self.global_step, "micro_steps": self.micro_step,
-                "checkpoints": checkpoints, "log": str(log_path), "last": last}
+                "checkpoints": checkpoints, "log": str(log_path), "last": last, "stopped_early": stopped,
+                "seconds": time.perf_counter() - t_start}
 
     def _cot(self, epoch: int) -> bool:
         mode = self.cfg["schedule"]["cot"]
@@ -578,6 +666,27 @@ def _fill_deepspeed_config(ds: dict, model_config) -> None:
     offload = (zero.get("offload_optimizer") or {}).get("device", "none")
     if offload in ("cpu", "nvme") and "optimizer" not in ds:
         ds.setdefault("zero_force_ds_cpu_optimizer", False)
+
+
+def _stop_all(acc, mine: bool) -> bool:
+    """Whether any process wants to stop (all processes stop at the same step, or a collective would hang)."""
+    if acc.num_processes == 1:
+        return mine
+    import torch
+
+    flag = torch.tensor([1.0 if mine else 0.0], device=acc.device)
+    return bool(acc.reduce(flag, reduction="sum").item() > 0)
+
+
+def resolve_model(model: str) -> str:
+    """What to load for `model`: a zoo alias's folder (a locally built or shipped model) or hub id, else `model`
+    as given (a local folder or a hub id)."""
+    if not model or Path(model).expanduser().is_dir():
+        return model
+    from tempbench.models import zoo
+
+    entry = zoo.find(model)
+    return zoo.resolve_local(entry) if entry is not None else model
 
 
 def _seed_everything(seed: int) -> None:

@@ -26,9 +26,15 @@ from torch import nn
 
 from tempbench.train.rollout import base_model, mm_token_type_ids
 
+SMALL_LOGITS = 1 << 24  # below this many logits the batch is done in one go (a small vocabulary, short answers)
+
 
 def selective_log_softmax(logits: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """log_softmax(logits)[..., index] row by row (float32), without materialising the full log-prob tensor."""
+    """log_softmax(logits)[..., index] (float32), row by row for large logits so that the full log-prob tensor is
+    never materialised; in one batched call when the logits are small (fewer kernels per step)."""
+    if logits.numel() <= SMALL_LOGITS:
+        lf = logits.float()
+        return torch.gather(lf, -1, index.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(lf, dim=-1)
     out = []
     for row_logits, row_index in zip(logits, index):
         lf = row_logits.float()

@@ -204,6 +204,117 @@ def tiny_config_dict(token_ids: dict[str, int], vocab_size: int) -> dict:
     }
 
 
+def _save_tokenizer(tok, out: Path, fast_cls) -> None:
+    """The tokenizer as a Hugging Face fast tokenizer (Qwen special tokens, left padding, the chat template)."""
+    fast_cls(
+        tokenizer_object=tok,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        unk_token=None,
+        bos_token=None,
+        additional_special_tokens=[t for t in SPECIAL_TOKENS if t not in ("<|im_end|>", "<|endoftext|>")],
+        model_max_length=32768,
+        padding_side="left",
+        clean_up_tokenization_spaces=False,
+        chat_template=QWEN_VL_CHAT_TEMPLATE,
+    ).save_pretrained(out)
+
+
+def sized_config_dict(token_ids: dict[str, int], vocab_size: int, sizes: dict | None = None) -> dict:
+    """`tiny_config_dict` with `sizes` (`{"text": {...}, "vision": {...}}`, text may hold `mrope_section`)."""
+    cfg = tiny_config_dict(token_ids, vocab_size)
+    if sizes:
+        text = dict(sizes.get("text", {}))
+        if "mrope_section" in text:
+            cfg["text_config"]["rope_parameters"] = {**cfg["text_config"]["rope_parameters"],
+                                                     "mrope_section": text.pop("mrope_section")}
+        cfg["text_config"].update(text)
+        cfg["vision_config"].update(sizes.get("vision", {}))
+    return cfg
+
+
+# The network of the `tiny-synthetic` zoo model (4.40 M parameters; 8.8 MB in bf16): text hidden 256, 4 layers,
+# 4 heads of 64, 2 KV heads, M-RoPE sections [8, 12, 12]; vision 2 blocks of width 128. The size of the model of
+# benchmarks/train_synthetic_gpu.py, which learned the synthetic task given enough steps.
+SYNTHETIC_SIZES = {
+    "text": {"hidden_size": 256, "intermediate_size": 768, "num_hidden_layers": 4, "num_attention_heads": 4,
+             "num_key_value_heads": 2, "max_window_layers": 4, "mrope_section": [8, 12, 12]},
+    "vision": {"depth": 2, "hidden_size": 128, "intermediate_size": 256, "num_heads": 2, "out_hidden_size": 256,
+               "fullatt_block_indexes": [1]},
+}
+
+
+def write_model_files(out_dir: str | os.PathLike, sizes: dict | None = None, vocab_size: int = 1024) -> Path:
+    """A model folder WITHOUT weights: the tokenizer trained here, the chat template, and `config.json`,
+    `generation_config.json` and `preprocessor_config.json` written as plain JSON (no keys of one transformers
+    version, so that every 5.x reads them). `init_weights` then draws its weights."""
+    from transformers import PreTrainedTokenizerFast
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tok = build_tokenizer(vocab_size)
+    ids = {t: tok.token_to_id(t) for t in SPECIAL_TOKENS}
+    _save_tokenizer(tok, out, PreTrainedTokenizerFast)
+    for name in ("special_tokens_map.json",):
+        (out / name).unlink(missing_ok=True)
+    cfg = {**sized_config_dict(ids, tok.get_vocab_size(), sizes), "dtype": "float32"}
+    (out / "config.json").write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+    gen = {"bos_token_id": ids["<|endoftext|>"], "eos_token_id": [ids["<|im_end|>"], ids["<|endoftext|>"]],
+           "pad_token_id": ids["<|endoftext|>"], "do_sample": False}
+    (out / "generation_config.json").write_text(json.dumps(gen, indent=2, sort_keys=True) + "\n")
+    _write_preprocessor_config(out)
+    return out
+
+
+def init_weights(folder: str | os.PathLike, seed: int = 0, out_dir: str | os.PathLike | None = None) -> Path:
+    """Draw float32 weights for the `config.json` of `folder` under `torch.manual_seed(seed)` (CPU) and save the
+    model with the folder's tokenizer files into `out_dir` (default: the folder itself)."""
+    import shutil
+
+    import torch
+    from transformers import AutoConfig, GenerationConfig, Qwen2_5_VLForConditionalGeneration
+
+    src = Path(folder)
+    out = Path(out_dir) if out_dir is not None else src
+    if out != src:
+        out.mkdir(parents=True, exist_ok=True)
+        for f in src.iterdir():
+            if f.is_file() and not f.name.endswith(".safetensors"):
+                shutil.copy2(f, out / f.name)
+    config = AutoConfig.from_pretrained(src)
+    state = torch.random.get_rng_state()
+    try:
+        torch.manual_seed(seed)
+        with torch.device("cpu"):
+            model = Qwen2_5_VLForConditionalGeneration(config).to(torch.float32)
+    finally:
+        torch.random.set_rng_state(state)
+    model.generation_config = GenerationConfig.from_pretrained(src)
+    model.save_pretrained(out)
+    return out
+
+
+def _write_preprocessor_config(out: Path) -> None:
+    """A processor-style preprocessor config so that other tools can see the video settings of the model."""
+    (out / "preprocessor_config.json").write_text(
+        json.dumps(
+            {
+                "image_processor_type": "Qwen2VLImageProcessor",
+                "patch_size": 14,
+                "temporal_patch_size": 2,
+                "merge_size": 2,
+                "min_pixels": 3136,
+                "max_pixels": 12845056,
+                "image_mean": [0.48145466, 0.4578275, 0.40821073],
+                "image_std": [0.26862954, 0.26130258, 0.27577711],
+            },
+            indent=2,
+            sort_keys=True,
+        )
+        + "\n"
+    )
+
+
 def build_tiny_qwen2_5_vl(out_dir: str | os.PathLike, seed: int = 0, vocab_size: int = 1024,
                           sizes: dict | None = None) -> Path:
     """Write a tiny float32 Qwen2.5-VL model folder to `out_dir` (created) and return its path.
@@ -225,28 +336,8 @@ def build_tiny_qwen2_5_vl(out_dir: str | os.PathLike, seed: int = 0, vocab_size:
 
     tok = build_tokenizer(vocab_size)
     ids = {t: tok.token_to_id(t) for t in SPECIAL_TOKENS}
-    hf_tok = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        unk_token=None,
-        bos_token=None,
-        additional_special_tokens=[t for t in SPECIAL_TOKENS if t not in ("<|im_end|>", "<|endoftext|>")],
-        model_max_length=32768,
-        padding_side="left",
-        clean_up_tokenization_spaces=False,
-        chat_template=QWEN_VL_CHAT_TEMPLATE,
-    )
-    hf_tok.save_pretrained(out)
-
-    cfg = tiny_config_dict(ids, tok.get_vocab_size())
-    if sizes:
-        text = dict(sizes.get("text", {}))
-        if "mrope_section" in text:
-            cfg["text_config"]["rope_parameters"] = {**cfg["text_config"]["rope_parameters"],
-                                                     "mrope_section": text.pop("mrope_section")}
-        cfg["text_config"].update(text)
-        cfg["vision_config"].update(sizes.get("vision", {}))
+    _save_tokenizer(tok, out, PreTrainedTokenizerFast)
+    cfg = sized_config_dict(ids, tok.get_vocab_size(), sizes)
     config = Qwen2_5_VLConfig(**cfg)
     config.dtype = "float32"
     state = torch.random.get_rng_state()
@@ -263,24 +354,7 @@ def build_tiny_qwen2_5_vl(out_dir: str | os.PathLike, seed: int = 0, vocab_size:
         do_sample=False,
     )
     model.save_pretrained(out)
-    # A processor-style preprocessor config so that other tools can see the video settings of this model.
-    (out / "preprocessor_config.json").write_text(
-        json.dumps(
-            {
-                "image_processor_type": "Qwen2VLImageProcessor",
-                "patch_size": 14,
-                "temporal_patch_size": 2,
-                "merge_size": 2,
-                "min_pixels": 3136,
-                "max_pixels": 12845056,
-                "image_mean": [0.48145466, 0.4578275, 0.40821073],
-                "image_std": [0.26862954, 0.26130258, 0.27577711],
-            },
-            indent=2,
-            sort_keys=True,
-        )
-        + "\n"
-    )
+    _write_preprocessor_config(out)
     (out / "TEMPBENCH_TINY.json").write_text(
         json.dumps({"builder": "tempbench.models.qwen.tiny.build_tiny_qwen2_5_vl", "seed": seed, "vocab_size": vocab_size,
                     **({"sizes": sizes} if sizes else {})})

@@ -1,0 +1,109 @@
+"""benchmarks/train_tiny_synthetic.py (the recipe of `tiny-synthetic`) end to end in its CPU smoke mode: data,
+`tempbench train`, selection on val, bf16 export, held-out evaluation, the results it writes; then
+benchmarks/install_tiny_synthetic.py on a copy of the package folder and zoo."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import tomllib
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "benchmarks" / "train_tiny_synthetic.py"
+INSTALL = REPO / "benchmarks" / "install_tiny_synthetic.py"
+
+pytest.importorskip("torch")
+pytest.importorskip("av")
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    root = tmp_path_factory.mktemp("smoke")
+    env = {k: v for k, v in os.environ.items() if k not in ("TEMPBENCH_HOME", "RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--smoke", "--out", str(root / "out"), "--work",
+                           str(root / "work")], capture_output=True, text=True, env=env, timeout=300, cwd=root)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return root
+
+
+def test_outputs_are_few_small_files(smoke):
+    files = sorted(p.name for p in (smoke / "out").iterdir())
+    assert files == ["curves.png", "log.txt", "model.safetensors", "train_log.jsonl.gz", "train_tiny_synthetic.json"]
+    assert all((smoke / "out" / f).stat().st_size < 16 << 20 for f in files)
+
+
+def test_results_record(smoke):
+    res = json.loads((smoke / "out" / "train_tiny_synthetic.json").read_text())
+    assert res["produced_by"] == "benchmarks/train_tiny_synthetic.py" and res["args"]["smoke"] is True
+    assert res["data"]["train"] == {"synthetic": 6, "synthetic-hard": 6}
+    assert res["recipe"]["method"] == "sft" and res["recipe"]["data"] == {"workers": 1, "cache": True,
+                                                                          "cache_on_device": True}
+    cfg = tomllib.loads(res["train"]["config_toml"])  # what `tempbench train` ran with
+    assert cfg["optim"]["batch_size"] == 2 and cfg["schedule"]["epochs"] == 2 and cfg["data"]["cache"] is True
+    steps = res["train"]["global_step"]
+    assert steps == 12 and res["train"]["stopped_early"] is None
+    assert len(res["curves"]["loss"]) == steps and res["curves"]["step"][-1] == steps
+    assert [v["checkpoint"] for v in res["val"]] == ["checkpoint-6", "checkpoint-12"]
+    assert res["selected"]["checkpoint"] in {v["checkpoint"] for v in res["val"]}
+    for task in ("synthetic", "synthetic-hard"):
+        for v in res["val"]:
+            assert v[task]["n"] == 3 and "mIoU" in v[task]["metrics"]
+        for split in ("heldout", "test"):
+            assert res["model"][task][split]["n"] == 3 and set(res["model"][task][split]["ci95"]) >= {"mIoU"}
+        for kind in ("prior", "center"):
+            assert res["baselines"][task][kind]["heldout"]["failure_rate"] == 0
+        assert res["targets"]["checks"][task]["target"] == {"synthetic": 75.0, "synthetic-hard": 60.0}[task]
+    assert set(res["timings"]) >= {"data_s", "train_s", "select_s", "final_eval_s", "total_s"}
+
+
+def test_weights_are_bf16_and_recorded(smoke):
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    res = json.loads((smoke / "out" / "train_tiny_synthetic.json").read_text())
+    weights = smoke / "out" / "model.safetensors"
+    assert res["weights"]["sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert res["weights"]["bytes"] == weights.stat().st_size
+    state = load_file(weights)
+    assert all(v.dtype == torch.bfloat16 for v in state.values())
+    assert sum(v.numel() for v in state.values()) == res["weights"]["parameters"]
+    with safe_open(str(weights), "pt") as f:
+        meta = f.metadata()
+    assert meta["produced_by"] == "benchmarks/train_tiny_synthetic.py" and meta["checkpoint"] == res["selected"][
+        "checkpoint"]
+    ck = load_file(smoke / "work" / "sft" / res["selected"]["checkpoint"] / "model.safetensors")
+    assert all(torch.equal(state[k], v.to(torch.bfloat16)) for k, v in ck.items())
+
+
+def test_install_ships_the_weights_and_pins_them(smoke, tmp_path):
+    repo = tmp_path / "repo"
+    (repo / "tempbench" / "models" / "tiny_synthetic").mkdir(parents=True)
+    (repo / "docs" / "results").mkdir(parents=True)
+    shutil.copy2(REPO / "tempbench" / "models" / "zoo.py", repo / "tempbench" / "models" / "zoo.py")
+    out = smoke / "out"
+    proc = subprocess.run([sys.executable, str(INSTALL), str(out), "--repo", str(repo), "--docs"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    sha = json.loads((out / "train_tiny_synthetic.json").read_text())["weights"]["sha256"]
+    shipped = repo / "tempbench" / "models" / "tiny_synthetic" / "model.safetensors"
+    assert hashlib.sha256(shipped.read_bytes()).hexdigest() == sha
+    zoo_text = (repo / "tempbench" / "models" / "zoo.py").read_text()
+    assert f'TINY_SYNTHETIC_SHA256: str | None = "{sha}"' in zoo_text
+    assert (repo / "docs" / "results" / "train_tiny_synthetic.json").is_file()
+    # a weights file that is not the run's is refused, nothing is installed
+    bad = tmp_path / "bad"
+    shutil.copytree(out, bad)
+    (bad / "model.safetensors").write_bytes(b"x" * 10)
+    shipped.unlink()
+    proc = subprocess.run([sys.executable, str(INSTALL), str(bad), "--repo", str(repo)], capture_output=True,
+                          text=True)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: ") and "is not the file the run recorded" in \
+        proc.stderr and not shipped.exists()
