@@ -23,8 +23,8 @@ from tempbench.models.base import GenerationSettings, ModelAdapter, ModelInput
 _HF_OPTIONS = {"revision", "allow_download", "device", "dtype", "attn_implementation", "generation",
                "video_settings", "video_processor", "name", "rope_index", "trust_remote_code"}
 _OPENAI_OPTIONS = {"api_base", "api_key", "api_key_env", "mode", "image_format", "jpeg_quality", "video_url_base",
-                   "concurrency", "timeout", "max_retries", "backoff", "max_backoff", "generation", "extra_body",
-                   "max_tokens_field", "name"}
+                   "concurrency", "timeout", "deadline", "max_retries", "backoff", "max_backoff", "max_answer_bytes",
+                   "generation", "extra_body", "max_tokens_field", "name"}
 _BASELINE_OPTIONS = {"train_records", "task", "seed"}
 
 
@@ -90,6 +90,15 @@ def load_model(spec: str, **options: Any) -> ModelAdapter:
     return load_hf_model(spec, **opts)
 
 
+def model_args_for(spec: str) -> dict[str, type]:
+    """The options `tempbench run --model-args` may set for `spec`'s kind of model (name -> type)."""
+    if isinstance(spec, str) and spec.startswith("openai:"):
+        from tempbench.models.openai import MODEL_ARGS
+
+        return dict(MODEL_ARGS)
+    return {}
+
+
 def recommended_prompt(spec: str) -> str | None:
     """The zoo's recommended prompt name for `spec`, if it is a zoo model."""
     from tempbench.models import zoo
@@ -98,4 +107,4 @@ def recommended_prompt(spec: str) -> str | None:
     return entry.prompt if entry else None
 
 
-__all__ = ["load_model", "recommended_prompt", "GenerationSettings", "ModelAdapter", "ModelInput"]
+__all__ = ["load_model", "model_args_for", "recommended_prompt", "GenerationSettings", "ModelAdapter", "ModelInput"]
