@@ -40,6 +40,14 @@ class Group(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted: everything written so far is kept (re-run to resume)", err=True)
             ctx.exit(130)
+        except OSError as exc:  # a write the library did not expect to fail: the disk, not a bug
+            from .io import WRITE_ERRNOS
+
+            if exc.errno not in WRITE_ERRNOS:
+                raise
+            click.echo(f"error: {exc.filename or 'a file'}: {WRITE_ERRNOS[exc.errno]}", err=True)
+            click.echo("hint: free space or choose another path, then run again", err=True)
+            ctx.exit(2)
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -229,6 +237,23 @@ def _result_table(result):
     return table
 
 
+def _profiles_table(results):
+    """One row per profile, the task card's headline columns (readable at 100 columns; --json has every metric)."""
+    from rich.table import Table
+
+    from .tasks import table_columns
+
+    first = results[0]
+    columns = [(m, label) for m, label in table_columns(first.task, first.kind) if m in first.metrics] or \
+        [(m, m) for m in list(first.metrics)[:6]]
+    table = Table(title=f"{first.task} {first.split} · n={first.n:,}: one file under every profile")
+    for col in ["profile", *[label for _, label in columns], "failures %"]:
+        table.add_column(col, justify="left" if col == "profile" else "right", no_wrap=col == "profile")
+    for r in results:
+        table.add_row(r.profile, *[_fmt(r.metrics.get(m)) for m, _ in columns], _fmt(r.failure_rate))
+    return table
+
+
 def _counts_line(result) -> str:
     c = result.counts
     parts = [f"{c.predictions:,} predictions", f"{c.ok:,} ok", f"{c.repaired:,} repaired",
@@ -293,15 +318,8 @@ def score(predictions, task, split, annotations, kind, profile, as_json, out, de
         return
     con = _console()
     if profile == "all":
-        from rich.table import Table
-
-        names = list(results[0].metrics)
-        table = Table(title=f"{results[0].task} {results[0].split}: one file under every profile")
-        for col in ["profile", *names, "failures %", "n"]:
-            table.add_column(col, justify="left" if col == "profile" else "right")
-        for r in results:
-            table.add_row(r.profile, *[_fmt(r.metrics.get(n)) for n in names], _fmt(r.failure_rate), f"{r.n:,}")
-        con.print(table)
+        con.print(_profiles_table(results))
+        con.print("[dim]every metric of every profile: --json[/]")
         return
     result = results[0]
     con.print(_result_table(result))
@@ -425,7 +443,9 @@ def _kv_options(pairs, what):
 @click.option("--retry-errors", is_flag=True, help="Run again the queries whose row is an error (e.g. a missing video).")
 @click.option("--limit", type=int, default=None, help="Only the first N queries (the result is marked partial).")
 @click.option("--batch-size", type=int, default=8, show_default=True)
-@click.option("--shard", default=None, help="i/n: run every n-th query starting at i (default: from torchrun env).")
+@click.option("--shard", default=None,
+              help="i/n: run every n-th query starting at i (default: from torchrun env); shard 0 then waits for the "
+                   "others (up to TEMPBENCH_MERGE_TIMEOUT seconds, default 3600), merges and scores.")
 @click.option("--resume/--no-resume", default=True, show_default=True, help="Skip queries already predicted.")
 @click.option("--setting", type=click.Choice(["zero-shot", "fine-tuned"]), default=None,
               help="Recorded in the result (the zoo knows it for its models).")
@@ -436,14 +456,19 @@ def _kv_options(pairs, what):
 @click.option("--gen", "gen_opts", multiple=True,
               help="Generation setting KEY=VALUE[,KEY=VALUE] (max_new_tokens, do_sample, temperature...).")
 @click.option("--model-args", "model_args", multiple=True,
-              help="Adapter options KEY=VALUE[,KEY=VALUE], recorded in run.json. transformers models take dtype, "
+              help="Adapter options KEY=VALUE[,KEY=VALUE], recorded in run.json. openai:NAME takes timeout (s per "
+                   "attempt), deadline (s per request, retries included), max_retries, concurrency, "
+                   "mode=frames|video_url, image_format, jpeg_quality, video_url_base, max_answer_bytes, backoff, "
+                   "max_backoff, max_tokens_field, extra_body (JSON). transformers models take dtype, "
                    "attn_implementation, revision, device, trust_remote_code (off unless asked), and for Qwen3-VL / "
                    "Qwen3.5 timestamps=frame-indices|pts, layout=release|transformers, rope_index.")
 @click.option("--time-hint", is_flag=True,
               help="Add a 'Frame at t s' line per frame before the prompt of a model that sees no frame times.")
 @click.option("--api-base", default=None, help="OpenAI-compatible server URL, for openai:NAME models.")
 @click.option("--api-key-env", default=None,
-              help="Env variable holding the API key (default: OPENAI_API_KEY if set; none for a local server).")
+              help="Env variable holding the API key for --api-base. OPENAI_API_KEY is sent only to "
+                   "https://api.openai.com; any other server gets a key only from --api-key-env NAME, and over "
+                   "plain http only on this machine (127.0.0.1, localhost). Redirects are never followed.")
 @click.option("--workers", type=int, default=None, help="Video decoding workers (default: cores - 1, at most 16).")
 @click.option("--prefetch", type=click.Choice(["process", "thread"]), default="process", show_default=True,
               help="Decode and preprocess videos in worker processes or threads.")
@@ -464,6 +489,7 @@ def run_cmd(model, task, split, annotations, kind, videos, out_dir, restart, ret
       tempbench run --model Qwen/Qwen2.5-VL-7B-Instruct --task charades --videos ~/Charades_v1_480
       tempbench run --model openai:Qwen2.5-VL-7B --api-base http://localhost:8000/v1 --task qvhighlights --videos DIR
       tempbench run --model qwen3-vl-8b --task charades --videos DIR --model-args dtype=bfloat16,attn_implementation=sdpa
+      tempbench run --model openai:gpt-4o --api-base https://api.openai.com/v1 --model-args timeout=300,concurrency=4 ...
       tempbench run --model baseline:center --annotations my_queries.jsonl
       torchrun --nproc-per-node 2 -m tempbench run --model CKPT --task anet --videos DIR
     """
@@ -496,12 +522,16 @@ def run_cmd(model, task, split, annotations, kind, videos, out_dir, restart, ret
                         retry_errors=retry_errors, setting=setting, prompt=prompt, profile=profile,
                         video_settings=_kv_options(video_opts, "--video"),
                         generation=_kv_options(gen_opts, "--gen"), workers=workers, prefetch=prefetch,
-                        progress=not no_progress and not as_json, model_options=model_options)
+                        progress=not no_progress and not as_json, model_options=model_options,
+                        notify=lambda message: click.echo(message, err=True))
     con = _console(stderr=as_json)
     if summary.moved_aside is not None:
         con.print(f"moved the old run aside to {summary.moved_aside}", soft_wrap=True)
     if summary.result is None:
         con.print(f"{summary.status}: {summary.predictions}", soft_wrap=True)
+        if summary.status == "rank finished":
+            con.print(f"shard {summary.config.execution.shard} is done; shard 0/{summary.config.execution.world_size}"
+                      " merges the shards and scores once every shard is done", soft_wrap=True)
         return
     if as_json:
         _print_json(summary.result.to_json())
@@ -562,6 +592,8 @@ def demo(task, split, batch_size, no_progress):
 def data_check_videos(task, videos, split, tolerance, as_json):
     """Which of a split's videos are present, missing, undecodable, or of another length than annotated.
 
+    Exit code 1 when a video is missing or cannot be decoded (a duration mismatch is reported, not failed).
+
     \b
     Example:
       tempbench data check-videos anet --videos ~/activitynet/videos
@@ -569,11 +601,16 @@ def data_check_videos(task, videos, split, tolerance, as_json):
     from .annotations import load_annotations
     from .video import check_videos
 
+    if not videos.is_dir():
+        raise TempbenchError(f"--videos {videos}: no such folder", "give the folder that holds the task's videos")
     records = load_annotations(task, split)
     durations = {r["vid"]: r["duration"] for r in records}
     report = check_videos(list(durations), durations, videos, tolerance=tolerance)
+    bad = len(report["missing"]) + len(report["undecodable"])
     if as_json:
         _print_json(report)
+        if bad:
+            sys.exit(1)
         return
     from rich.table import Table
 
@@ -588,6 +625,10 @@ def data_check_videos(task, videos, split, tolerance, as_json):
             (v if isinstance(v, str) else str(v.get("vid", v))) for v in (value or [])[:3])
         table.add_row(key.replace("_", " "), f"{n:,}", examples)
     _console().print(table)
+    if bad:  # exit code 1: a check failed (the runner would write error rows for these queries)
+        click.echo(f"{len(report['missing']):,} of {report['n']:,} videos missing, {len(report['undecodable']):,} "
+                   f"undecodable (--json lists them all)", err=True)
+        sys.exit(1)
 
 
 # ------------------------------------------------------------------------------------------------------------------

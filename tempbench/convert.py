@@ -158,7 +158,7 @@ def _from_timezero(path: Path) -> list[dict]:
         f"{path}: TimeZero's evaluate.py writes no per-query predictions (only checkpoint.pkl with the IoUs and a "
         "stdout log without query ids), so its outputs cannot be converted",
         hint="run the model with `tempbench run`, or use VideoChat-R1's evaluate_grounding.py (the TimeZero "
-        "evaluator plus a per-query log) and convert with --source videochat-r1; score with --profile timezero",
+        "evaluator plus a per-query log) and convert with --from videochat-r1; score with --profile timezero",
     )
 
 

@@ -120,6 +120,9 @@ def loads(text: str, path, line: int | None, expected: str):
         raise file_error(path, f"not valid JSON ({exc.msg})", f"expected {expected}", line=at) from None
     except RecursionError:
         raise file_error(path, "JSON nested too deeply", f"expected {expected}", line=line) from None
+    except ValueError as exc:  # an integer of more than sys.get_int_max_str_digits() (4300) digits
+        problem = "an integer with too many digits" if "digits" in str(exc) else f"not valid JSON ({exc})"
+        raise file_error(path, problem, f"expected {expected}", line=line) from None
 
 
 def read_json(path: str | os.PathLike, expected: str, *, kind: type | None = dict):
@@ -148,6 +151,15 @@ def read_jsonl(path: str | os.PathLike, expected: str, *, objects: bool = True) 
                            objects=objects))
 
 
+WRITE_ERRNOS = {errno.ENOSPC: "the disk is full", errno.EROFS: "the file system is read-only",
+                errno.EDQUOT: "the disk quota is exceeded", errno.EFBIG: "the file size limit is reached",
+                errno.EACCES: "permission denied", errno.EPERM: "permission denied",
+                errno.ENOTDIR: "a part of the path is a file, not a folder",
+                errno.EEXIST: "a part of the path is a file, not a folder",
+                errno.EISDIR: "it is a folder, not a file", errno.ENAMETOOLONG: "the name is too long"}
+_PATH_ERRNOS = {errno.ENOTDIR, errno.EEXIST, errno.EISDIR, errno.ENAMETOOLONG}
+
+
 def check_writable_dir(path: str | os.PathLike, what: str) -> Path:
     """Create `path` (a folder) or say in one line why it cannot be (a file in the way, a read-only disk...)."""
     path = Path(path)
@@ -159,14 +171,17 @@ def check_writable_dir(path: str | os.PathLike, what: str) -> Path:
         raise TempbenchError(f"{what} {path}: a part of the path is a file, not a folder",
                              "choose another folder") from None
     except OSError as exc:
-        raise TempbenchError(f"{what} {path}: cannot be created ({exc.strerror})", "choose another folder") from None
+        reason = WRITE_ERRNOS.get(exc.errno, exc.strerror or str(exc))
+        raise TempbenchError(f"{what} {path}: cannot be created ({reason})", "choose another folder") from None
     return path
 
 
 def disk_error(exc: OSError, path, what: str) -> TempbenchError:
-    """A write that failed (disk full, read-only, quota) as one line that says what was kept."""
-    reason = {errno.ENOSPC: "the disk is full", errno.EROFS: "the file system is read-only",
-              errno.EDQUOT: "the disk quota is exceeded"}.get(exc.errno, exc.strerror or str(exc))
+    """A write that failed (disk full, read-only, quota, a file where a folder belongs) as one line that says why
+    and what was kept."""
+    reason = WRITE_ERRNOS.get(exc.errno, exc.strerror or str(exc))
+    if exc.errno in _PATH_ERRNOS:
+        return TempbenchError(f"{path}: cannot write {what}: {reason}", "choose another path")
     return TempbenchError(f"{path}: cannot write {what}: {reason}",
                           "free space or choose another folder, then run again (everything written so far is kept)")
 

@@ -29,6 +29,10 @@ WINDOWS_HINT = "write windows as [[start, end], ...] or [[start, end, score], ..
 TEXT_FIELDS = ("vid", "query", "output", "error")
 WINDOW_FIELDS = ("windows", "pred_relevant_windows")
 SALIENCY_FIELDS = ("saliency", "pred_saliency_scores")
+# Rows past these sizes are refused (schemas/prediction.json has the same maxItems): no metric reads more than the
+# first 10 windows of a row, and 100,000 two-second clips are a 55-hour video. Text answers have no limit.
+MAX_WINDOWS = 10_000
+MAX_SALIENCY = 100_000
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,10 @@ def _windows(value, source, line, field) -> list:
     if not isinstance(value, list):
         raise _bad(source, line, field, f"{type(value).__name__} instead of a list of [start, end(, score)]",
                    WINDOWS_HINT)
+    if len(value) > MAX_WINDOWS:
+        raise _bad(source, line, field, f"{len(value):,} windows; at most {MAX_WINDOWS:,} per row are read",
+                   "keep the top-ranked windows (list order is rank order): R1 reads the first, R@5 the first 5, "
+                   "the QVHighlights mAP the first 10")
     out = []
     width = None
     for i, w in enumerate(value):
@@ -120,6 +128,9 @@ def _windows(value, source, line, field) -> list:
 
 
 def _saliency(value, source, line, field) -> list:
+    if isinstance(value, list) and len(value) > MAX_SALIENCY:
+        raise _bad(source, line, field, f"{len(value):,} scores; at most {MAX_SALIENCY:,} per row are read",
+                   "give one score per 2-second clip of the video")
     if not isinstance(value, list) or not _numbers(value):
         raise _bad(source, line, field, "not a list of numbers", "one score per clip of the video")
     out = list(map(float, value))

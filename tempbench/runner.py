@@ -29,6 +29,7 @@ from pathlib import Path
 
 from . import __version__, io
 from .errors import TempbenchError
+from .models.base import BatchError, FailedAnswer
 from .results import Execution, Result, RunConfig, RunOutcome, VideoCoverage, write_details
 
 
@@ -270,11 +271,12 @@ def run(model: str, task: str | None = None, split: str | None = None, *, annota
         restart: bool = False, retry_errors: bool = False, setting: str | None = None, prompt: str | None = None,
         profile: str = "canonical", video_settings: dict | None = None, generation: dict | None = None,
         workers: int | None = None, progress: bool = True, prefetch: str = "process", score: bool = True,
-        model_options: dict | None = None) -> RunSummary:
+        model_options: dict | None = None, notify=None) -> RunSummary:
     """Run `model` over a task split (or a custom `annotations` file) into a run folder and score it.
 
     `model` follows the --model grammar (docs/design.md): `baseline:prior|random|center`, `openai:NAME`,
     a zoo alias, a local folder, or a hub id. See the module docstring for identity, locks, resume and shards.
+    `notify(message)` is told what the run waits for (shard 0 waiting for the other shards).
     """
     from .annotations import ensure_synthetic, load_annotation_file, load_split
     from .models import load_model, zoo
@@ -376,7 +378,7 @@ def run(model: str, task: str | None = None, split: str | None = None, *, annota
         (run_dir / f"rank{rank}-of-{world}.done").write_text("done\n")
         if rank != 0:
             return RunSummary(run_dir, config, pred_path, "rank finished", moved_aside=aside)
-        config = _merge_ranks(run_dir, world, records, config)
+        config = _merge_ranks(run_dir, world, records, config, notify)
     final = run_dir / "predictions.jsonl"
     if not score:
         return RunSummary(run_dir, config, final, "predicted", moved_aside=aside)
@@ -444,11 +446,23 @@ def _predict(adapter, config: RunConfig, todo, mine, pred_path, run_json, *, dir
                                           meta={"vid": rec["vid"], "duration": rec["duration"]})
                               for rec, value in batch]
                     t0 = time.perf_counter()
-                    texts = adapter.generate(inputs)
+                    stop = None
+                    try:
+                        texts = adapter.generate(inputs)
+                    except BatchError as exc:  # keep what the batch did answer, then stop
+                        texts, stop = exc.answers + [None] * (len(inputs) - len(exc.answers)), exc
                     model_seconds += time.perf_counter() - t0
                     check_served_model()
-                    writer.write_batch([{"qid": rec["qid"], "vid": rec["vid"], "output": text}
-                                        for (rec, _), text in zip(batch, texts)])
+                    rows = []
+                    for (rec, _), text in zip(batch, texts):
+                        if isinstance(text, FailedAnswer):
+                            coverage["errors"] += 1
+                            rows.append({"qid": rec["qid"], "vid": rec["vid"], "error": text.message})
+                        elif text is not None:
+                            rows.append({"qid": rec["qid"], "vid": rec["vid"], "output": text})
+                    writer.write_batch(rows)
+                    if stop is not None:
+                        raise stop
                     done_now += len(batch)
                     bar.update(task_id, advance=len(batch),
                                rate=f"{done_now / (time.perf_counter() - t_start):.2f}")
@@ -501,10 +515,25 @@ def _predict(adapter, config: RunConfig, todo, mine, pred_path, run_json, *, dir
     return status, state["config"]
 
 
-def _merge_ranks(run_dir: Path, world: int, records: list[dict], config: RunConfig) -> RunConfig:
+def merge_timeout() -> float:
+    """Seconds shard 0 waits for the other shards (`TEMPBENCH_MERGE_TIMEOUT`, default 3600)."""
+    value = os.environ.get("TEMPBENCH_MERGE_TIMEOUT", "3600")
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:
+        raise TempbenchError(f"TEMPBENCH_MERGE_TIMEOUT={value!r} is not a number of seconds",
+                             "e.g. export TEMPBENCH_MERGE_TIMEOUT=7200")
+    return seconds
+
+
+def _merge_ranks(run_dir: Path, world: int, records: list[dict], config: RunConfig, notify=None) -> RunConfig:
     """Rank 0: wait for every rank's marker and queries, merge their files, write the merged run.json."""
-    deadline = time.time() + float(os.environ.get("TEMPBENCH_MERGE_TIMEOUT", "3600"))
+    timeout = merge_timeout()
+    deadline = time.time() + timeout
     waiting = set(range(1, world))
+    told = False
 
     def rank_complete(i: int) -> bool:
         # its marker, and every one of its queries in its file: a stale marker of a rank that has not yet
@@ -518,6 +547,11 @@ def _merge_ranks(run_dir: Path, world: int, records: list[dict], config: RunConf
         waiting = {i for i in waiting if not rank_complete(i)}
         if not waiting:
             break
+        if notify is not None and not told:
+            shards = ", ".join(f"{i}/{world}" for i in sorted(waiting))
+            notify(f"shard 0/{world} is done; waiting up to {timeout:g} s (TEMPBENCH_MERGE_TIMEOUT) for shard "
+                   f"{shards} to finish, then merging and scoring (start the other shards with --shard i/{world})")
+            told = True
         if time.time() > deadline:
             raise TempbenchError(f"{run_dir}: rank(s) {sorted(waiting)} of {world} did not finish",
                                  "re-run the missing ranks (they resume), or raise TEMPBENCH_MERGE_TIMEOUT")

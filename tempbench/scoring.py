@@ -34,6 +34,8 @@ from .tasks import AnnotatedSplit
 
 BY_CHOICES = ("length", "position", "duration")
 DETAIL_WINDOWS = 10  # windows kept per query in the details (QVHighlights mAP reads the first 10)
+RECALL_K = 5  # R@5: the only metric that reads past the first window of a grounding answer
+KEEP_WINDOWS = max(DETAIL_WINDOWS, RECALL_K)  # what scoring keeps of a row's windows (cost follows the input size)
 
 
 class ScoringWarning(UserWarning):
@@ -45,7 +47,9 @@ class ScoringWarning(UserWarning):
 
 
 def _parse_rows(records, matched: dict, profile, counts: dict):
-    """Per query: (windows list | None, status, detail). Failures get None."""
+    """Per query: (windows | None, status, detail, outside). Failures get None. Only the first `KEEP_WINDOWS` given
+    windows are kept (no metric reads further); `outside` (any window, all of them checked, partly outside the
+    video) is known here for given windows and None for parsed text."""
     from .parsing import parse_span, round_span
 
     out = []
@@ -53,33 +57,37 @@ def _parse_rows(records, matched: dict, profile, counts: dict):
         row: PredictionRow | None = matched.get(rec["qid"])
         if row is None:
             counts["missing"] += 1
-            out.append((None, "missing", "no prediction for this query"))
+            out.append((None, "missing", "no prediction for this query", None))
         elif row.error is not None:
             counts["errors"] += 1
-            out.append((None, "error", row.error))
+            out.append((None, "error", row.error, None))
         elif row.windows is not None:
             if not row.windows:
                 counts["empty_windows"] += 1
-                out.append(([], "failed", "empty window list"))
+                out.append(([], "failed", "empty window list", None))
                 continue
-            fixed, status = [], "ok"
-            for w in row.windows:
+            kept, reversed_any, outside = [], False, False
+            duration = rec["duration"]
+            for i, w in enumerate(row.windows):
                 s, e = w[0], w[1]
                 if s > e:
                     s, e = e, s
-                    status = "repaired"
+                    reversed_any = True
                 if profile.round_to:
                     s, e = round_span((s, e), profile.round_to)
-                fixed.append([s, e, *w[2:]])
-            if status == "repaired":
+                if s < 0 or e > duration:
+                    outside = True
+                if i < KEEP_WINDOWS:
+                    kept.append([s, e, *w[2:]])
+            if reversed_any:
                 counts["reversed_windows"] += 1
-            out.append((fixed, status, "windows given"))
+            out.append((kept, "repaired" if reversed_any else "ok", "windows given", outside))
         elif row.output is not None:
             parsed = parse_span(row.output, profile.name)
-            out.append((None if parsed.span is None else [list(parsed.span)], parsed.status, parsed.detail))
+            out.append((None if parsed.span is None else [list(parsed.span)], parsed.status, parsed.detail, None))
         else:
             counts["no_answer"] += 1
-            out.append((None, "failed", "row has neither output nor windows"))
+            out.append((None, "failed", "row has neither output nor windows", None))
     return out
 
 
@@ -114,27 +122,28 @@ def _score_grounding(records, parsed, profile, thresholds, counts):
 
     n = len(records)
     ious = np.zeros(n)
-    kmax = max((len(w) for w, _, _ in parsed if w), default=0)
-    ranked = np.full((n, max(kmax, 1)), np.nan)
+    ranked_any = any(len(w) > 1 for w, _, _, _ in parsed if w)  # R@5 is reported when some answer ranks windows
+    ranked = np.full((n, RECALL_K if ranked_any else 1), np.nan)  # the first k windows: all R@k reads
     windows_kept: list = []
     outside = 0
-    for i, ((wins, _status, _), rec) in enumerate(zip(parsed, records)):
+    for i, ((wins, _status, _, out_flag), rec) in enumerate(zip(parsed, records)):
         if not wins:
             windows_kept.append(None)
             continue
         arr = np.asarray([w[:2] for w in wins], dtype=float)
-        if (arr < 0).any() or (arr > rec["duration"]).any():
+        if out_flag if out_flag is not None else bool((arr < 0).any() or (arr > rec["duration"]).any()):
             outside += 1
         gt = np.asarray(rec["windows"], dtype=float).reshape(-1, 2)
-        m = iou_matrix(arr, gt).max(axis=1) if len(gt) else np.zeros(len(arr))
-        ranked[i, : len(arr)] = m
+        top = arr[: ranked.shape[1]]
+        m = iou_matrix(top, gt).max(axis=1) if len(gt) else np.zeros(len(top))
+        ranked[i, : len(top)] = m
         ious[i] = m[0]
         windows_kept.append([[float(x) for x in w[:2]] for w in arr[:DETAIL_WINDOWS]])
     counts["outside_video"] = outside
     names, values = grounding_terms(ious, thresholds, strict=profile.strict_threshold)
     metrics = {k: float(v) for k, v in zip(names, values.mean(0))} if n else dict.fromkeys(names, 0.0)
-    if kmax > 1:
-        metrics.update(recall_at_k(ranked, 5, thresholds, strict=profile.strict_threshold))
+    if ranked_any:
+        metrics.update(recall_at_k(ranked, RECALL_K, thresholds, strict=profile.strict_threshold))
     details = [QueryDetail(qid=rec["qid"], vid=rec["vid"], status=parsed[i][1], detail=parsed[i][2],
                            windows=windows_kept[i], iou=float(ious[i]),
                            scores={name: float(values[i, j]) for j, name in enumerate(names)})
@@ -148,7 +157,7 @@ def _score_grounding(records, parsed, profile, thresholds, counts):
 
 
 def _score_highlights(records, matched: dict, profile, clip_seconds: float, counts: dict, warn, keep_details: bool):
-    from .metrics.qvhighlights import evaluate
+    from .metrics.qvhighlights import MAX_PRED_WINDOWS, evaluate
     from .parsing import parse_highlights, parse_span
 
     gt_windows, durations, clip_ids, sal_gt, pred_windows, pred_sal, statuses = [], [], [], [], [], [], []
@@ -206,7 +215,7 @@ def _score_highlights(records, matched: dict, profile, clip_seconds: float, coun
                 status = "repaired"
             if (arr[:, :2] < 0).any() or (arr[:, :2] > rec["duration"]).any():
                 outside += 1
-            pred_windows.append(arr)
+            pred_windows.append(arr[:MAX_PRED_WINDOWS])  # the official mAP reads the first 10 in list order
         if sal_pred is None:
             pred_sal.append(np.zeros(n_clips))
             if status == "ok" and wins is not None:
@@ -371,6 +380,8 @@ def compare(a: Result, b: Result, n_resamples: int = 1000, seed: int = 0) -> Com
     `tempbench.metrics.stats.paired_test`. Both results need their details."""
     from .metrics.stats import paired_test
 
+    if n_resamples < 1:
+        raise TempbenchError(f"--resamples {n_resamples}: must be at least 1", "e.g. --resamples 1000")
     if (a.task, a.split) != (b.task, b.split):
         raise TempbenchError(f"{a.provenance.predictions_file} is {a.task}/{a.split} but "
                              f"{b.provenance.predictions_file} is {b.task}/{b.split}",

@@ -179,7 +179,7 @@ class VideoSettings:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
                 raise TempbenchError(f"video setting {name}={value!r} must be a positive number",
-                                     "check the video options (e.g. --fps, --max-frames)")
+                                     "e.g. --video fps=2 --video max_frames=64")
         if self.min_frames > self.max_frames:
             raise TempbenchError(f"video setting min_frames={self.min_frames} exceeds max_frames={self.max_frames}")
         if self.min_pixels > self.max_pixels:

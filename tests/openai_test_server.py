@@ -5,6 +5,9 @@ from the request (the number of images and the prompt's length), or the tiny loc
 (`tiny_model_responder`). Faults can be injected: `fail_next(n, status)` makes the next n requests fail with
 `status` (500, 429 with Retry-After, ...), `delay` slows every answer, `drop_next(n)` closes the connection
 without an answer. `requests` keeps every JSON body received; `api_key` requires `Authorization: Bearer KEY`.
+`custom_next(n, fn)` hands the next n requests to `fn(handler, body) -> None`, which writes any answer it likes
+(a redirect, a body that is not a chat completion, empty `choices`, a huge or dripping answer, an error page that
+echoes the request's headers); `respond_raw` is a helper for such answers.
 """
 
 from __future__ import annotations
@@ -54,9 +57,11 @@ class OpenAITestServer:
         self.model_name = model_name
         self.requests: list[dict] = []
         self.headers: list[dict] = []
+        self.headers_seen: list[dict] = []  # the headers of every request, answered or not
         self.attempts = 0
         self._fail: list[tuple[int, dict]] = []
         self._drop = 0
+        self._custom: list[Callable] = []
         self._lock = threading.Lock()
         self.max_in_flight = 0
         self._in_flight = 0
@@ -77,6 +82,10 @@ class OpenAITestServer:
     def drop_next(self, n: int) -> None:
         with self._lock:
             self._drop += n
+
+    def custom_next(self, n: int, fn: Callable) -> None:
+        with self._lock:
+            self._custom.extend([fn] * n)
 
     def __enter__(self) -> OpenAITestServer:
         self._thread.start()
@@ -117,6 +126,15 @@ class OpenAITestServer:
                 raw = self.rfile.read(length)
                 with server._lock:
                     server.attempts += 1
+                    server.headers_seen.append(dict(self.headers))
+                    custom = server._custom.pop(0) if server._custom else None
+                if custom is not None:
+                    try:
+                        body = json.loads(raw)
+                    except ValueError:
+                        body = None
+                    return custom(self, body)
+                with server._lock:
                     fail = server._fail.pop(0) if server._fail else None
                     drop = fail is None and server._drop > 0  # injected failures first, then drops
                     if drop:
@@ -156,3 +174,35 @@ class OpenAITestServer:
                         server._in_flight -= 1
 
         return Handler
+
+
+def respond_raw(handler, status: int, body: bytes = b"", headers: dict | None = None, *, length: bool = True,
+                drip: float = 0.0) -> None:
+    """Write any HTTP answer from a `custom_next` function: status, headers, body (sent byte by byte every `drip`
+    seconds when given; without a Content-Length when `length` is False, the connection then closes)."""
+    handler.send_response(status)
+    for k, v in (headers or {}).items():
+        handler.send_header(k, v)
+    if length:
+        handler.send_header("Content-Length", str(len(body)))
+    else:
+        handler.send_header("Connection", "close")
+        handler.close_connection = True
+    handler.end_headers()
+    try:
+        if drip:
+            for i in range(len(body)):
+                handler.wfile.write(body[i:i + 1])
+                handler.wfile.flush()
+                time.sleep(drip)
+        else:
+            handler.wfile.write(body)
+    except OSError:  # the client gave up
+        handler.close_connection = True
+
+
+def completion(content, **extra) -> bytes:
+    """A chat.completion body with one choice holding `content`."""
+    return json.dumps({"id": "cmpl-x", "object": "chat.completion", "model": "test-model",
+                       "choices": [{"index": 0, "finish_reason": "stop",
+                                    "message": {"role": "assistant", "content": content}}], **extra}).encode()

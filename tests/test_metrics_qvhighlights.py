@@ -24,8 +24,9 @@ from tempbench.metrics import qvhighlights as qvh
 
 
 def _data_dir() -> Path:
-    """shared/data/qvhighlights; skips (fails with TEMPBENCH_REQUIRE_DATA=1) when absent (tests/conftest.py)."""
-    return require_shared_data("qvhighlights")
+    """shared/data/qvhighlights with the released predictions (preds/); skips (fails with TEMPBENCH_REQUIRE_DATA=1)
+    when absent (tests/conftest.py)."""
+    return require_shared_data("qvhighlights", "preds").parent
 
 
 # ------------------------------------------------------------------------------------------------ loader

@@ -181,3 +181,183 @@ def test_time_convention_is_recorded_per_mode():
     video = OpenAIChat("m", "http://127.0.0.1:9/v1", api_key="", mode="video_url")
     assert frames.identity().info["time_convention"] == "text-timestamps"
     assert video.identity().info["time_convention"] == "server-side"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# keys, redirects and bodies (issue 12, item 6)
+
+import json  # noqa: E402
+
+from openai_test_server import completion, respond_raw  # noqa: E402
+
+from tempbench.models.base import FailedAnswer  # noqa: E402
+
+
+@pytest.fixture
+def no_env_keys(monkeypatch):
+    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_API_BASE", "MY_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    return monkeypatch
+
+
+@pytest.mark.parametrize("code", [301, 302, 303, 307, 308])
+def test_redirects_are_never_followed(no_env_keys, code):
+    """Before: a 302 to another host re-sent the request as GET with the Authorization header, and the body-less
+    answers were stored as predictions."""
+    with OpenAITestServer() as other, OpenAITestServer() as srv:
+        target = other.base_url.replace("/v1", "/steal") + "/chat/completions"
+        srv.custom_next(1, lambda h, body: respond_raw(h, code, b"", {"Location": target}))
+        m = OpenAIChat("m", srv.base_url, api_key="sk-live-1234567890abcdef", backoff=0.001)
+        with pytest.raises(TempbenchError, match=f"HTTP {code} redirect to .*/steal/chat/completions not followed"):
+            m.generate([ModelInput(None, "q", 0)])
+        assert other.attempts == 0 and other.headers_seen == []  # the key went nowhere else
+        assert srv.attempts == 1  # and is not retried
+
+
+@pytest.mark.parametrize("payload", [
+    {"object": "list", "data": [{"id": "m"}]},  # what GET /v1/models answers
+    {"message": "hello"},
+    [1, 2, 3],
+    "just text",
+    {"object": "text_completion", "choices": [{"text": "1 to 2"}]},
+])
+def test_a_body_that_is_not_a_chat_completion_stops_the_run(no_env_keys, payload):
+    with OpenAITestServer() as srv:
+        srv.custom_next(1, lambda h, body: respond_raw(h, 200, json.dumps(payload).encode()))
+        m = OpenAIChat("m", srv.base_url, api_key="", backoff=0.001)
+        with pytest.raises(TempbenchError, match="is not a chat completion") as info:
+            m.generate([ModelInput(None, "q", 0)])
+    assert "--api-base" in info.value.hint
+
+
+def test_openai_api_key_goes_only_to_openais_own_api(no_env_keys):
+    no_env_keys.setenv("OPENAI_API_KEY", "sk-openai-abcdefghijkl")
+    with OpenAITestServer() as srv:  # a local server: OPENAI_API_KEY is not for it
+        m = OpenAIChat("m", srv.base_url)
+        m.generate([ModelInput(None, "q", 0)])
+    assert "Authorization" not in srv.headers_seen[0] and m.identity().info["key_from"] is None
+    official = OpenAIChat("gpt-4o", "https://api.openai.com/v1")
+    assert official._auth == "Bearer sk-openai-abcdefghijkl" and official.identity().info["key_from"] == \
+        "OPENAI_API_KEY"
+    for other in ("https://api.openai.com.evil.test/v1", "https://evil.test/api.openai.com/v1",
+                  "http://api.openai.com/v1", "https://proxy.example/v1"):
+        assert OpenAIChat("gpt-4o", other)._auth is None, other
+
+
+def test_other_hosts_get_a_key_only_from_api_key_env_and_plain_http_only_on_loopback(no_env_keys):
+    no_env_keys.setenv("MY_KEY", "k2-secret")
+    for base in ("http://127.0.0.1:8000/v1", "http://localhost:8000/v1", "http://[::1]:8000/v1",
+                 "https://gpu-box.example:8000/v1"):
+        assert OpenAIChat("m", base, api_key_env="MY_KEY")._auth == "Bearer k2-secret", base
+    for base in ("http://10.0.0.5:8000/v1", "http://gpu-box:8000/v1", "http://localhost.evil.test/v1"):
+        with pytest.raises(TempbenchError, match="a key would travel unencrypted") as info:
+            OpenAIChat("m", base, api_key_env="MY_KEY")
+        assert "https://" in info.value.hint and "k2-secret" not in str(info.value)
+    assert OpenAIChat("m", "http://10.0.0.5:8000/v1")._auth is None  # no key: plain http is the user's call
+
+
+def test_credentials_in_the_address_are_sent_but_never_recorded(no_env_keys):
+    with OpenAITestServer() as srv:
+        base = srv.base_url.replace("http://", "http://alice:SECRETKEY99@")
+        m = OpenAIChat("m", base)
+        m.generate([ModelInput(None, "q", 0)])
+        srv.fail_next(1, 404)
+        with pytest.raises(TempbenchError) as info:
+            m.generate([ModelInput(None, "q", 1)])
+    assert srv.headers_seen[0]["Authorization"] == "Basic " + base64.b64encode(b"alice:SECRETKEY99").decode()
+    ident = m.identity()
+    assert "SECRETKEY99" not in json.dumps(ident.info) + json.dumps(ident.options) + m.url
+    assert ident.info["api_base"] == srv.base_url and ident.info["key_from"] == "credentials in --api-base"
+    assert "SECRETKEY99" not in str(info.value) and "alice" not in str(info.value)
+    with pytest.raises(TempbenchError, match="unencrypted"):
+        OpenAIChat("m", "http://alice:SECRETKEY99@10.0.0.5/v1")
+    v6 = OpenAIChat("m", "http://alice:SECRETKEY99@[::1]:8000/v1")
+    assert v6.url == "http://[::1]:8000/v1/chat/completions" and v6.identity().info["api_base"] == "http://[::1]:8000/v1"
+    assert OpenAIChat("m", "https://:sk-only-a-password-1@proxy.example/v1").url == \
+        "https://proxy.example/v1/chat/completions"
+
+
+def test_keys_echoed_by_the_server_are_redacted(no_env_keys):
+    def echo(h, body):
+        respond_raw(h, 400, json.dumps({"error": {"message": f"bad request, headers: {dict(h.headers)}"}}).encode())
+
+    def echo_500(h, body):
+        respond_raw(h, 500, f"upstream saw Authorization: {h.headers.get('Authorization')}".encode())
+
+    key = "sk-proj-ABCDEFGH12345678"
+    with OpenAITestServer() as srv:
+        srv.custom_next(1, echo)
+        m = OpenAIChat("m", srv.base_url, api_key=key, backoff=0.001, max_retries=1)
+        with pytest.raises(TempbenchError, match="HTTP 400") as bad:
+            m.generate([ModelInput(None, "q", 0)])
+        srv.custom_next(2, echo_500)
+        with pytest.raises(TempbenchError, match="no answer after 2 attempts") as down:
+            m.generate([ModelInput(None, "q", 1)])
+    for err in (bad.value, down.value):
+        assert key not in str(err) and "ABCDEFGH" not in str(err) and "[redacted]" in str(err), str(err)
+    assert m.redact("Bearer sk-other-0123456789 and token=sk-abcdefghij123") == \
+        "Bearer [redacted] and token=[redacted]"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# faults (issue 12, item 7)
+
+
+def test_empty_choices_become_an_error_for_that_query_only(no_env_keys):
+    """Before: one answer with empty `choices` aborted the run and threw away the batch's good answers."""
+    with OpenAITestServer() as srv:
+        srv.custom_next(1, lambda h, body: respond_raw(h, 200, json.dumps(
+            {"object": "chat.completion", "model": "test-model", "choices": []}).encode()))
+        m = OpenAIChat("m", srv.base_url, api_key="", concurrency=1)
+        out = m.generate([ModelInput(None, "first", 0), ModelInput(None, "second", 1)])
+        srv.custom_next(1, lambda h, body: respond_raw(h, 200, completion({"not": "text"})))
+        srv.custom_next(1, lambda h, body: respond_raw(h, 200, completion(None)))
+        more = m.generate([ModelInput(None, "third", 2), ModelInput(None, "fourth", 3)])
+    assert isinstance(out[0], FailedAnswer) and "no choices" in out[0].message
+    assert out[1] == "<answer> 0.00 to 7.00 </answer>"
+    assert isinstance(more[0], FailedAnswer) and "no text" in more[0].message
+    assert more[1] == ""  # content null: an empty answer, which fails to parse
+
+
+def test_a_server_that_never_answers_fails_within_the_deadline(no_env_keys):
+    """Before: 6 attempts x 120 s = 12.5 minutes, and a dripping answer hung forever."""
+    with OpenAITestServer(delay=30) as srv:
+        m = OpenAIChat("m", srv.base_url, api_key="", timeout=0.4, deadline=1.2, max_retries=5, backoff=0.01)
+        began = time.monotonic()
+        with pytest.raises(TempbenchError, match=r"no answer after \d attempts .*deadline of 1.2 s passed"):
+            m.generate([ModelInput(None, "q", 0)])
+        assert time.monotonic() - began < 3
+        srv.delay = 0
+        srv.custom_next(5, lambda h, body: respond_raw(h, 200, completion("1 to 2" + " " * 400), drip=0.02))
+        m = OpenAIChat("m", srv.base_url, api_key="", timeout=0.5, deadline=30, max_retries=1, backoff=0.01)
+        began = time.monotonic()
+        with pytest.raises(TempbenchError, match="took more than 0.5 s"):
+            m.generate([ModelInput(None, "q", 1)])
+        assert time.monotonic() - began < 3
+
+
+def test_answers_over_the_size_cap_are_error_rows_not_truncated(no_env_keys):
+    """Before: sixteen 20 MB answers made a 320 MB predictions file."""
+    huge = completion("1 to 2 " * 400_000)  # 2.8 MB
+    with OpenAITestServer() as srv:
+        srv.custom_next(1, lambda h, body: respond_raw(h, 200, huge))
+        srv.custom_next(1, lambda h, body: respond_raw(h, 200, huge, length=False))  # no Content-Length
+        m = OpenAIChat("m", srv.base_url, api_key="", concurrency=1)
+        out = m.generate([ModelInput(None, "a", 0), ModelInput(None, "b", 1), ModelInput(None, "c", 2)])
+        small = OpenAIChat("m", srv.base_url, api_key="", max_answer_bytes=100)
+        srv.custom_next(1, lambda h, body: respond_raw(h, 200, completion("x" * 200)))
+        capped = small.generate([ModelInput(None, "d", 3)])
+    assert isinstance(out[0], FailedAnswer) and "2,800,1" in out[0].message and "max_answer_bytes=1,048,576" in \
+        out[0].message
+    assert isinstance(out[1], FailedAnswer) and "more than max_answer_bytes" in out[1].message
+    assert out[2] == "<answer> 0.00 to 2.00 </answer>"
+    assert isinstance(capped[0], FailedAnswer)
+
+
+def test_option_types_are_checked(no_env_keys):
+    for bad in ({"timeout": "soon"}, {"concurrency": 2.5}, {"max_retries": True}, {"mode": "pixels"},
+                {"extra_body": "[1]"}, {"deadline": 0}):
+        with pytest.raises(TempbenchError):
+            OpenAIChat("m", "http://127.0.0.1:9/v1", **bad)
+    with pytest.raises(TempbenchError, match="is not a URL|need an http"):
+        OpenAIChat("m", "ftp://127.0.0.1/v1")

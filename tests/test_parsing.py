@@ -307,3 +307,87 @@ def test_highlights_never_raise(text, duration):
     assert len(result.saliency) == n
     for start, end in result.windows:
         assert 0 <= start < end <= duration
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Hostile 1 MB answers (issue 12, item 1): every profile linear; benchmarks/bench_parse_1mb.py measures more cases
+# ---------------------------------------------------------------------------------------------------------------
+
+HOSTILE_1MB = {
+    "number-spaces-x": "1" + " " * 999_998 + "x",  # upstream lmms-eval fallback \s*s?\s*: quadratic (hours)
+    "number-tabs": "1" + "\t" * 999_997 + "x\n",
+    "clock-spaces": "1:11" + " " * 999_995 + "x",
+    "think-blocks": "<think>a</think>" * 62_500,
+    "text-then-think-blocks": "x" * 500_000 + "<think>a</think>" * 31_250,  # upstream strip_reasoning rebuilds
+    "words-and-think-blocks": "y <think>a</think>" * 55_555 + "y",  # the whole string once per block: 20 s, 4 s
+    "analysis-blocks": "<analysis></analysis>" * 47_619,
+    "think-nested": "<think>" * 66_666 + "</think>" * 66_666,
+}
+
+
+class _Stopped(Exception):
+    pass
+
+
+def _seconds_or_none(fn, limit: float):
+    """Seconds fn() took, or None when a timer stopped it after `limit` (the regex engine checks signals)."""
+    import signal
+
+    def stop(signum, frame):
+        raise _Stopped
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    began = time.perf_counter()
+    signal.setitimer(signal.ITIMER_REAL, limit)
+    try:
+        fn()
+    except _Stopped:
+        return None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    return time.perf_counter() - began
+
+
+@pytest.mark.parametrize("kind", list(HOSTILE_1MB))
+def test_one_megabyte_answers_parse_in_under_a_second_under_every_profile(kind):
+    text = HOSTILE_1MB[kind]
+    assert 990_000 <= len(text) <= 1_000_000
+    for name in PROFILES:
+        seconds = _seconds_or_none(lambda n=name: parse_span(text, n), limit=3.0)
+        assert seconds is not None and seconds < 1.0, (name, seconds)
+
+
+def _upstream_strip_loop(result: str, start_tag: str, end_tag: str) -> str:
+    """lmms-eval 0.7.2 `strip_reasoning_tags`' loop as written upstream (the reference for `_cut_blocks`)."""
+    while start_tag in result and end_tag in result:
+        start = result.find(start_tag)
+        end = result.find(end_tag, start)
+        if end == -1:
+            break
+        result = result[:start] + result[end + len(end_tag):]
+    return result
+
+
+_TAG_PIECES = st.sampled_from(["<think>", "</think>", "<thi", "nk>", "</", "<", ">", "think", "<analysis>",
+                               "</analysis>", "a", "b", "ab", "ba", " ", "x"])
+_TAG_PAIRS = st.sampled_from([("<think>", "</think>"), ("<analysis>", "</analysis>"), ("ab", "ba"), ("aa", "a"),
+                              ("a", "aa"), ("ab", "b"), ("aba", "ab"), ("x", "x")])
+
+
+@settings(max_examples=3000, deadline=None)
+@given(parts=st.lists(_TAG_PIECES, max_size=16), tags=_TAG_PAIRS)
+def test_linear_tag_cutting_equals_the_upstream_loop(parts, tags):
+    """Cutting re-forms tags across the junction ("<thi" + "<think>x</think>" + "nk>"); the linear version must
+    give exactly what the upstream rebuild-and-search loop gives, for any tags."""
+    text = "".join(parts)
+    assert parsing._cut_blocks(text, *tags) == _upstream_strip_loop(text, *tags)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(parts=st.lists(st.sampled_from(list("0123456789 .s-–\t\nxS") + [" s ", "ss", "1.5"]), max_size=24))
+def test_lmms_fallback_pattern_matches_what_upstreams_matches(parts):
+    upstream = re.compile(r"(?<!\d)(\d+(?:\.\d+)?)\s*s?\s*[–-]\s*(\d+(?:\.\d+)?)\s*s?")
+    text = "".join(parts)
+    assert [(m.span(), m.groups()) for m in parsing._LMMS_FALLBACK.finditer(text)] == \
+        [(m.span(), m.groups()) for m in upstream.finditer(text)]

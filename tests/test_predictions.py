@@ -48,6 +48,14 @@ def test_reader_and_schema_agree(row):
     ({"qid": 1, "pred_saliency_scores": [1, True]}, False),
     ({"qid": 2.5}, False),
     ({"output": "1 to 2"}, False),
+    ({"qid": 1, "windows": [[1, 2]] * 10_000}, True),
+    ({"qid": 1, "windows": [[1, 2]] * 10_001}, False),  # no metric reads past the 10th window
+    ({"qid": 1, "pred_relevant_windows": [[1, 2, 0.5]] * 10_001}, False),
+    ({"qid": 1, "saliency": [0.5] * 100_000}, True),
+    ({"qid": 1, "pred_saliency_scores": [0.5] * 100_001}, False),
+    ({"qid": 1, "pred_relevant_windows": [["1", "2", "0.5"]]}, False),  # strings are not numbers (item 4)
+    ({"qid": 1, "pred_relevant_windows": [[True, False, True]]}, False),
+    ({"qid": 1, "saliency": ["0.5"]}, False),
 ])
 def test_examples(row, ok):
     assert reader_accepts(row) is ok and VALIDATOR.is_valid(row) is ok

@@ -29,8 +29,10 @@ def charades(use_imported):
     return load_annotations("charades", "test")
 
 
-def test_qvhighlights_official_sample_end_to_end(use_imported, shared_data, tmp_path):
-    folder = shared_data / "qvhighlights" / "preds" / "moment_detr_sample"
+def test_qvhighlights_official_sample_end_to_end(use_imported, tmp_path):
+    from conftest import require_shared_data
+
+    folder = require_shared_data("qvhighlights", "preds", "moment_detr_sample")
     result = cli("score", folder / "sample_val_preds.jsonl", "--task", "qvhighlights", "--json", "--no-ci")
     assert result.exit_code == 0, result.output
     record = json.loads(result.output)
@@ -211,3 +213,123 @@ def test_old_result_schema_is_refused_with_what_to_do(tmp_path):
     with pytest.raises(TempbenchError, match="another tempbench version") as exc:
         Result.read(path)
     assert "score the predictions again" in exc.value.hint
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# cost follows the input's size (issue 12, item 2); benchmarks/bench_score_5mb.py measures the 5 MB cases
+
+
+def _grounding_records(n=3000):
+    return [{"qid": i, "vid": f"v{i // 3}", "query": f"query {i}", "duration": 60.0,
+             "windows": [[float(i % 40), float(i % 40 + 8)]]} for i in range(n)]
+
+
+def _highlight_records(n=1500):
+    return [{"qid": i, "vid": f"v{i}", "query": f"query {i}", "duration": 150.0, "windows": [[10.0, 30.0]],
+             "saliency": {"clip_ids": [5, 6, 7, 8], "scores": [[1, 2, 3], [2, 2, 4], [4, 4, 4], [0, 1, 2]]}}
+            for i in range(n)]
+
+
+# The child reports its own peak resident memory (VmHWM of its address space after exec): getrusage's ru_maxrss
+# would also count the RSS the child had when it was forked from this (large) test process.
+PEAK_REPORTER = ("import atexit, sys\n"
+                 "def _peak():\n"
+                 "    kb = next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1]\n"
+                 "    sys.stderr.write(f'peak-rss-kb {kb}\\n')\n"
+                 "atexit.register(_peak)\n"
+                 "from tempbench.cli import main\n"
+                 "main()\n")
+
+
+def _score_in_a_fresh_process(args, cwd) -> tuple[int, str, float, float]:
+    """(exit code, stderr, seconds, peak resident MB) of `tempbench ARGS` in its own process."""
+    import subprocess
+    import sys
+    import time
+
+    began = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", PEAK_REPORTER, *map(str, args)], cwd=cwd, capture_output=True,
+                          text=True, timeout=300)
+    seconds = time.perf_counter() - began
+    lines = proc.stderr.splitlines()
+    peak_kb = int(next(x for x in lines if x.startswith("peak-rss-kb ")).split()[1])
+    err = "\n".join(x for x in lines if not x.startswith("peak-rss-kb "))
+    return proc.returncode, err, seconds, peak_kb / 1024
+
+
+def test_a_huge_window_list_is_refused_in_one_line(tmp_path):
+    """One row of 50,000 windows: 4.6 GB and 14 s before (every row padded to the widest); now refused at once."""
+    ann = write_jsonl(tmp_path / "ann.jsonl", _grounding_records())
+    pred = write_jsonl(tmp_path / "p.jsonl", [{"qid": 0, "windows": [[1, 2]] * 50_000}])
+    code, err, seconds, peak_mb = _score_in_a_fresh_process(["score", pred, "--annotations", ann], tmp_path)
+    assert code == 2, err
+    assert f"{pred}, line 1, field 'windows': 50,000 windows; at most 10,000 per row are read" in err
+    assert "Traceback" not in err and seconds < 10 and peak_mb < 500
+
+
+def test_a_huge_saliency_list_is_refused_in_one_line(tmp_path):
+    ann = write_jsonl(tmp_path / "ann.jsonl", _highlight_records())
+    pred = write_jsonl(tmp_path / "p.jsonl", [{"qid": 0, "pred_relevant_windows": [[0, 10, 1]],
+                                                "pred_saliency_scores": [0.5] * 1_000_000}])
+    code, err, _, peak_mb = _score_in_a_fresh_process(["score", pred, "--annotations", ann], tmp_path)
+    assert code == 2 and "field 'pred_saliency_scores': 1,000,000 scores; at most 100,000 per row" in err, err
+    assert peak_mb < 500
+
+
+@pytest.mark.parametrize("case", ["grounding: 40 rows x 10,000 windows", "highlights: 12 rows x 100,000 scores"])
+def test_rows_at_the_limits_score_in_memory_that_follows_the_file(tmp_path, case):
+    """Before: every row padded to the widest (queries x widest row): 0.8 GB / 1.4 GB for these ~5 MB files.
+    Now only what a metric reads is kept: the first 5 windows (R@5), the first 10 (QVHighlights mAP), saliency
+    truncated to the clip count (HIT@1 still takes the argmax of the whole list, as the official scorer)."""
+    if case.startswith("grounding"):
+        ann = write_jsonl(tmp_path / "ann.jsonl", _grounding_records())
+        rows = [{"qid": q, "windows": [[float(k % 50), float(k % 50 + 5)] for k in range(10_000)]} for q in range(40)]
+    else:
+        ann = write_jsonl(tmp_path / "ann.jsonl", _highlight_records())
+        rows = [{"qid": q, "pred_relevant_windows": [[10, 30, 1]], "pred_saliency_scores": [0.25] * 100_000}
+                for q in range(12)]
+    pred = write_jsonl(tmp_path / "p.jsonl", rows)
+    assert 4e6 < pred.stat().st_size < 8e6
+    code, err, seconds, peak_mb = _score_in_a_fresh_process(["score", pred, "--annotations", ann], tmp_path)
+    assert code == 0, err
+    assert peak_mb < 450 and seconds < 15, (peak_mb, seconds)
+
+
+def test_windows_past_what_metrics_read_change_nothing(tmp_path):
+    """Truncating to what the metrics read is exact: 200 windows per row score as their first 10 do, and the
+    counts (reversed, outside the video) still look at every window."""
+    from tempbench.annotations import records_split
+    from tempbench.predictions import predictions_from_rows
+    from tempbench.scoring import score as score_split
+
+    for records in (_grounding_records(60), _highlight_records(40)):
+        data = records_split(records, "<test>")
+        rng = np.random.default_rng(0)
+        long_rows, short_rows = [], []
+        for r in records:
+            starts = rng.uniform(0, 50, 200).round(1)
+            wins = [[float(s), float(s + 6), float(sc)] for s, sc in zip(starts, rng.random(200).round(2))]
+            wins[150] = [5.0, 200.0, 0.1]  # past the 10th, outside the video: still counted
+            long_rows.append({"qid": r["qid"], "windows": wins})
+            short_rows.append({"qid": r["qid"], "windows": wins[:10]})
+        long = score_split(data, predictions_from_rows(long_rows), ci=False)
+        short = score_split(data, predictions_from_rows(short_rows), ci=False)
+        assert long.metrics == short.metrics
+        assert [d.windows for d in long.details] == [d.windows for d in short.details]
+        assert long.counts.outside_video == len(records) and short.counts.outside_video < len(records)
+
+
+def test_saliency_longer_than_the_video_keeps_the_official_hit1():
+    """HIT@1 is the argmax of the list as given (official `compute_hl_hit1`); a maximum past the last clip is a
+    miss even though AP only reads the first int(duration / 2) scores."""
+    from tempbench.metrics.qvhighlights import highlight_detection
+
+    ids, scores = [np.array([1, 2])], [np.array([[4, 4, 4], [4, 4, 4]], dtype=float)]
+    inside = np.zeros(5000)
+    inside[1] = 1.0
+    past = inside.copy()
+    past[4000] = 2.0
+    hl_in = highlight_detection([inside], [10.0], ids, scores)
+    hl_past = highlight_detection([past], [10.0], ids, scores)
+    assert hl_in.hit.all() and not hl_past.hit.any() and hl_past.top_clip[0] == 4000
+    assert np.array_equal(hl_in.ap, hl_past.ap)  # the first 5 scores are the same

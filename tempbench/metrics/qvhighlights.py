@@ -298,7 +298,7 @@ def moment_retrieval(pred_windows: Sequence, gt_windows: Sequence):
     Per bucket, the in-range GT windows of each member query are moved to the front (order kept, so the
     official tie rules still apply) and queries are processed in groups of similar GT counts.
     """
-    pred_windows = [_with_scores(w) for w in pred_windows]
+    pred_windows = [_with_scores(w[:MAX_PRED_WINDOWS]) for w in pred_windows]  # all mAP reads (list order)
     pw, n = _pad(pred_windows, 3, np.nan, limit=MAX_PRED_WINDOWS)
     if pw.shape[1] == 0:
         pw = np.full((len(pred_windows), 1, 3), np.nan)
@@ -410,18 +410,16 @@ def highlight_detection(
         gt[rows, cols] = sal[:, : ids.shape[1]][kv]
     levels = np.array([m for _, m in HL_LEVELS], dtype=np.float64)
     labels = (gt[:, None, :, :] >= levels[None, :, None, None]).transpose(0, 1, 3, 2)  # (Q, L, A, C)
-    raw, lens = _pad(pred_saliency, None, -np.inf)
+    # HIT@1 reads the argmax of the whole vector as given; AP reads the first n_clips scores (zero-padded): each
+    # row is truncated to the longest clip count, so the cost follows the input, not its longest row x queries
+    rows = [np.asarray(x, dtype=np.float64).reshape(-1) for x in pred_saliency]
+    top = np.fromiter((int(np.argmax(a)) if a.size else -1 for a in rows), dtype=np.int64, count=q)
+    fixed, _ = _pad([a[:c] for a in rows], None, 0.0)
+    if fixed.shape[1] < c:
+        fixed = np.concatenate([fixed, np.zeros((q, c - fixed.shape[1]))], axis=1)
     valid = np.arange(c)[None, :] < n_clips[:, None]
-    fixed = np.zeros((q, c))
-    w = min(c, raw.shape[1])
-    fixed[:, :w] = np.where(np.arange(w)[None, :] < lens[:, None], raw[:, :w], 0.0)
     fixed = np.where(valid, fixed, 0.0)
     ap = _hl_ap(fixed, valid, labels)
-    if raw.shape[1]:
-        top = np.argmax(raw, axis=1)
-    else:
-        top = np.zeros(q, dtype=np.int64)
-    top = np.where(lens > 0, top, -1)
     ok = (top >= 0) & (top < n_clips)
     any_pos = labels.any(axis=2)  # (Q, L, C)
     hit = np.take_along_axis(any_pos, np.clip(top, 0, c - 1)[:, None, None], axis=2)[..., 0] & ok[:, None]

@@ -24,8 +24,8 @@ _HF_OPTIONS = {"revision", "allow_download", "device", "dtype", "attn_implementa
                "video_settings", "video_processor", "name", "rope_index", "trust_remote_code", "timestamps", "layout",
                "time_hint", "torch_processor"}
 _OPENAI_OPTIONS = {"api_base", "api_key", "api_key_env", "mode", "image_format", "jpeg_quality", "video_url_base",
-                   "concurrency", "timeout", "max_retries", "backoff", "max_backoff", "generation", "extra_body",
-                   "max_tokens_field", "name"}
+                   "concurrency", "timeout", "deadline", "max_retries", "backoff", "max_backoff", "max_answer_bytes",
+                   "generation", "extra_body", "max_tokens_field", "name"}
 _BASELINE_OPTIONS = {"train_records", "task", "seed"}
 
 
@@ -94,7 +94,11 @@ def load_model(spec: str, **options: Any) -> ModelAdapter:
 def model_args_for(spec: str) -> dict[str, type]:
     """The options `tempbench run --model-args` may set for `spec`'s kind of model (name -> type); each adapter
     checks the values of its own keys (transformers: `tempbench.models.hf.check_hf_options`)."""
-    if not isinstance(spec, str) or spec.startswith(("openai:", "baseline:")):
+    if isinstance(spec, str) and spec.startswith("openai:"):
+        from tempbench.models.openai import MODEL_ARGS
+
+        return dict(MODEL_ARGS)
+    if not isinstance(spec, str) or spec.startswith("baseline:"):
         return {}
     from tempbench.models.hf import HF_MODEL_ARGS
 

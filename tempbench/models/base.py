@@ -43,10 +43,18 @@ class GenerationSettings:
     repetition_penalty: float = 1.0
 
     def __post_init__(self):
-        if int(self.max_new_tokens) <= 0:
-            raise TempbenchError(
-                f"max_new_tokens must be positive, got {self.max_new_tokens}", hint="e.g. --max-new-tokens 256"
-            )
+        hint = "e.g. --gen max_new_tokens=256,do_sample=false"
+        for name, kinds, what in (("max_new_tokens", (int,), "an integer"), ("min_new_tokens", (int, type(None)),
+                                  "an integer"), ("seed", (int, type(None)), "an integer"),
+                                  ("do_sample", (bool,), "true or false"), ("temperature", (int, float), "a number"),
+                                  ("top_p", (int, float), "a number"), ("repetition_penalty", (int, float), "a number")):
+            value = getattr(self, name)
+            if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+                raise TempbenchError(f"generation setting {name}={value!r} must be {what}", hint)
+        if self.max_new_tokens <= 0:
+            raise TempbenchError(f"max_new_tokens must be positive, got {self.max_new_tokens}", hint)
+        if self.min_new_tokens is not None and not 0 <= self.min_new_tokens <= self.max_new_tokens:
+            raise TempbenchError(f"min_new_tokens must be in 0..max_new_tokens, got {self.min_new_tokens}", hint)
         if self.do_sample and not (self.temperature > 0):
             raise TempbenchError(
                 f"sampling needs temperature > 0, got {self.temperature}", hint="or use greedy decoding"
@@ -66,6 +74,24 @@ class GenerationSettings:
         return d
 
 
+@dataclass(frozen=True)
+class FailedAnswer:
+    """No answer for one query (an empty or malformed reply, an answer over the size cap): the runner writes it as
+    an `error` row (a failure in the scores; `--retry-errors` asks again) and the run goes on."""
+
+    message: str
+
+
+class BatchError(TempbenchError):
+    """A failure that stops the run (the server refuses every request, or cannot be reached). `answers` holds what
+    the batch did produce, one entry per input (a str, a FailedAnswer, or None where no answer came), so the runner
+    keeps the good answers before it stops."""
+
+    def __init__(self, message: str, hint: str | None = None, answers: list | None = None):
+        super().__init__(message, hint)
+        self.answers = list(answers or [])
+
+
 @runtime_checkable
 class ModelAdapter(Protocol):
     """What every model backend provides."""
@@ -76,8 +102,9 @@ class ModelAdapter(Protocol):
         """What produces the answers (`tempbench.results.ModelIdentity`): part of the run's identity."""
         ...
 
-    def generate(self, batch: list[ModelInput]) -> list[str]:
-        """Raw text answers, one per input, in input order."""
+    def generate(self, batch: list[ModelInput]) -> list[str | FailedAnswer]:
+        """Raw text answers, one per input, in input order (a FailedAnswer where one query got none); a
+        BatchError (or any TempbenchError) when the run cannot go on."""
         ...
 
     def close(self) -> None:

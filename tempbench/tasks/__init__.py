@@ -122,6 +122,15 @@ def check_split(task: TaskSpec, split: str) -> str:
     return split
 
 
+def table_columns(task_name: str, kind: str) -> tuple[tuple[str, str], ...]:
+    """(metric, label) shown in tables for a result of `task_name`: its card's, or (a custom task) its kind's."""
+    try:
+        return get_task(task_name).columns
+    except UsageError:
+        card = _load_card(REFERENCE_CARD[kind])
+        return tuple((c["metric"], c["label"]) for c in card["columns"])
+
+
 def infer_kind(records: list[dict]) -> str:
     """`highlights` when any record has saliency (QVHighlights-style), else `grounding`."""
     return "highlights" if any("saliency" in r for r in records) else "grounding"

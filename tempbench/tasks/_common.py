@@ -14,6 +14,11 @@ def format_error(path: Path, line: int | None, field: str | None, problem: str, 
     return io.file_error(path, problem, f"expected {expected}; {HINT}", line=line, field=field)
 
 
+def read_text(path: Path, expected: str) -> str:
+    """A raw file's text (UTF-8); a binary or otherwise encoded file is one line naming it."""
+    return io.decode_text(io.read_bytes(path, f"{expected}; {HINT}"), path, f"{expected}; {HINT}")
+
+
 def read_json(path: Path, expected: str):
     return io.read_json(path, f"{expected}; {HINT}", kind=None)
 

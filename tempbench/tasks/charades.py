@@ -4,9 +4,10 @@ column of the official `Charades_v1_{split}.csv`. qid = 0-based line position (b
 from __future__ import annotations
 
 import csv
+import io as _io
 from pathlib import Path
 
-from ._common import as_number, format_error
+from ._common import as_number, format_error, read_text
 
 NAME = "charades"
 LINE_FORMAT = "lines `VID START END##sentence` (e.g. `3MSZA 24.3 30.4##person turn a light on.`)"
@@ -14,7 +15,7 @@ LINE_FORMAT = "lines `VID START END##sentence` (e.g. `3MSZA 24.3 30.4##person tu
 
 def read_lengths(path: Path) -> dict[str, float]:
     """Video id -> duration from the Charades csv (`id` and `length` columns)."""
-    with open(path, encoding="utf-8", newline="") as fh:
+    with _io.StringIO(read_text(path, "the Charades_v1 csv (id, ..., length columns)"), newline="") as fh:
         reader = csv.DictReader(fh)
         if not reader.fieldnames or "id" not in reader.fieldnames or "length" not in reader.fieldnames:
             raise format_error(path, 1, "length", "the header has no `id`/`length` columns", "the Charades_v1 csv")
@@ -28,7 +29,7 @@ def convert(files: dict[str, Path], split: str) -> list[dict]:
     txt = files[f"charades_sta_{split}.txt"]
     lengths = read_lengths(files[f"Charades_v1_{split}.csv"])
     records = []
-    with open(txt, encoding="utf-8") as fh:
+    with _io.StringIO(read_text(txt, LINE_FORMAT), newline=None) as fh:
         for lineno, line in enumerate(fh, 1):
             line = line.rstrip("\n")
             if not line.strip():
