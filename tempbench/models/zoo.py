@@ -31,7 +31,7 @@ ZERO_SHOT_ALL = {t: "zero-shot" for t in ("charades", "anet", "qvhighlights", "c
 TINY3_VIDEO = {"fps": 2.0, "min_pixels": 32 * 32, "max_pixels": 64 * 64, "total_pixels": 16 * 64 * 64}
 PACKAGE_MODELS = Path(__file__).resolve().parent
 # sha256 of tempbench/models/tiny_synthetic/model.safetensors: set by benchmarks/install_tiny_synthetic.py
-TINY_SYNTHETIC_SHA256: str | None = None
+TINY_SYNTHETIC_SHA256: str | None = "0d0472969b6667575f59c176b6ca0d417f672820c72959aa5b91a16190c8de72"
 BUILD_TINY_SYNTHETIC = ("train it on one GPU with `python benchmarks/train_tiny_synthetic.py --out OUT`, then "
                         "`python benchmarks/install_tiny_synthetic.py OUT` (docs/training.md); "
                         "tiny-qwen2.5-vl is the random-weight model")
