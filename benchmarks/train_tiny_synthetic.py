@@ -141,9 +141,26 @@ def build_init_model(work: Path, args) -> Path:
     init = work / "model-init"
     shutil.rmtree(init, ignore_errors=True)
     init_weights(files, seed=args.seed, out_dir=init)
+    if args.init_weights is not None:  # a later stage: the earlier stage's weights replace the seeded draw
+        start_from_weights(init, args.init_weights)
     n = count_parameters(init / "model.safetensors")
-    log(f"model: {n / 1e6:.2f} M parameters (seed {args.seed}) -> {init}")
+    start = f"weights {args.init_weights.name}" if args.init_weights is not None else f"seed {args.seed}"
+    log(f"model: {n / 1e6:.2f} M parameters ({start}) -> {init}")
     return init
+
+
+def start_from_weights(init: Path, weights: Path) -> None:
+    """Overwrite the seeded float32 weights of `init` with `weights` (any float dtype, cast to float32); the tensor
+    names and shapes must be the architecture's."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    drawn = load_file(init / "model.safetensors")
+    given = load_file(weights)
+    if set(given) != set(drawn) or any(given[k].shape != drawn[k].shape for k in drawn):
+        raise SystemExit(f"{weights}: its tensors are not the tiny-synthetic architecture's")
+    save_file({k: given[k].to(torch.float32).contiguous() for k in sorted(drawn)}, init / "model.safetensors",
+              metadata={"format": "pt"})
 
 
 def count_parameters(path: Path) -> int:
@@ -370,6 +387,10 @@ def main(argv=None) -> int:
     ap.add_argument("--max-train-seconds", type=float, default=420,
                     help="guard (schedule.max_seconds; the shipped model's run stopped there, at step 2,156 of a "
                          "planned 2,880, on one H200); 0 = none")
+    ap.add_argument("--init-weights", type=Path, default=None,
+                    help="start from these weights (a later stage: an earlier stage's model.safetensors) instead of "
+                         "the seeded draw; --init-sha256 must name them")
+    ap.add_argument("--init-sha256", default=None, help="the sha256 that --init-weights must have")
     ap.add_argument("--eval-batch", type=int, default=64)
     ap.add_argument("--eval-limit", type=int, default=None, help="evaluate the first N queries only")
     ap.add_argument("--max-new-tokens", type=int, default=48)
@@ -379,6 +400,12 @@ def main(argv=None) -> int:
         ap.set_defaults(train_synthetic=6, train_hard=6, epochs=2, batch=2, checkpoints=2, eval_limit=3,
                         eval_batch=4, max_new_tokens=6, workers=1, warmup_steps=1, max_train_seconds=0)
     args = ap.parse_args(argv)
+    if args.init_weights is not None:
+        from tempbench.io import sha256_file as _sha
+
+        got = _sha(args.init_weights) if args.init_weights.is_file() else None
+        if got is None or got != args.init_sha256:
+            ap.error(f"--init-weights {args.init_weights}: sha256 {got} is not --init-sha256 {args.init_sha256}")
     out = args.out.resolve()
     work = (args.work or out.parent / "tb-tiny-work").resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -415,6 +442,8 @@ def main(argv=None) -> int:
                    "eval_splits": {n: {s: get_task(n).split_size(s) for s in EVAL_SPLITS}
                                    for n in TASKS}}
     res["timings"]["data_s"] = time.perf_counter() - t0
+    res["init"] = ({"weights": str(args.init_weights), "sha256": args.init_sha256} if args.init_weights is not None
+                   else {"seed": args.seed})
 
     # 2. baselines that use no video: the train windows' prior and the centre window
     baselines: dict = {n: {} for n in TASKS}

@@ -41,11 +41,20 @@ def qwen_vl_rope_index(
 
     `tokens_per_second=None` selects Qwen2-VL (temporal index = grid index). Padded positions get 0.
     """
+    import numpy as np
     import torch
 
+    # computed on the host in numpy and moved once: on an accelerator, per-row small kernels and host syncs would
+    # cost more than the whole training step of a small model
     device = input_ids.device
     batch, length = input_ids.shape
-    position_ids = torch.zeros(3, batch, length, dtype=torch.long, device=device)
+    types_all = torch.as_tensor(mm_token_type_ids).cpu().numpy()
+    keep_all = (
+        torch.as_tensor(attention_mask).cpu().numpy().astype(bool)
+        if attention_mask is not None
+        else np.ones((batch, length), dtype=bool)
+    )
+    position_ids = np.zeros((3, batch, length), dtype=np.int64)
     images = iter(image_grid_thw.tolist() if image_grid_thw is not None else [])
     videos = iter(video_grid_thw.tolist() if video_grid_thw is not None else [])
     seconds = iter(
@@ -56,19 +65,16 @@ def qwen_vl_rope_index(
     m = int(spatial_merge_size)
     deltas = []
     for b in range(batch):
-        keep = attention_mask[b].bool() if attention_mask is not None else torch.ones(length, dtype=torch.bool)
-        keep = keep.to(device)
-        types = mm_token_type_ids[b].to(device)[keep].tolist()
+        keep = keep_all[b]
+        types = types_all[b][keep]
+        n = len(types)
+        bounds = np.concatenate([[0], np.flatnonzero(types[1:] != types[:-1]) + 1, [n]]) if n else np.zeros(1, int)
         chunks = []
         start = 0
-        i, n = 0, len(types)
-        while i < n:
-            j = i
-            while j < n and types[j] == types[i]:
-                j += 1
-            kind = types[i]
+        for i, j in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+            kind = int(types[i])
             if kind == 0:
-                chunk = torch.arange(j - i, device=device).view(1, -1).expand(3, -1) + start
+                chunk = np.broadcast_to(np.arange(j - i, dtype=np.int64) + start, (3, j - i))
             elif kind in (1, 2):
                 grid = next(images if kind == 1 else videos, None)
                 if grid is None:
@@ -79,29 +85,32 @@ def qwen_vl_rope_index(
                     raise TempbenchError(
                         f"row {b}: a vision run of {j - i} tokens does not match grid {grid} (merge {m})"
                     )
-                k = torch.arange(t, device=device)
+                k = np.arange(t, dtype=np.float32)
                 if kind == 2 and tokens_per_second is not None:
                     sp = next(seconds, None)
                     sp = 1.0 if sp is None else sp
-                    tt = ((k * torch.tensor(sp, dtype=torch.float32, device=device)) * tokens_per_second).long()
+                    # float32 products truncated toward zero, as the release computes them in torch
+                    tt = (k * np.float32(sp) * np.float32(tokens_per_second)).astype(np.int64)
                 else:
-                    tt = k
-                t_idx = tt.view(-1, 1, 1).expand(t, lh, lw).flatten()
-                h_idx = torch.arange(lh, device=device).view(1, -1, 1).expand(t, lh, lw).flatten()
-                w_idx = torch.arange(lw, device=device).view(1, 1, -1).expand(t, lh, lw).flatten()
-                chunk = torch.stack([t_idx, h_idx, w_idx]) + start
+                    tt = k.astype(np.int64)
+                t_idx = np.broadcast_to(tt[:, None, None], (t, lh, lw)).reshape(-1)
+                h_idx = np.broadcast_to(np.arange(lh)[None, :, None], (t, lh, lw)).reshape(-1)
+                w_idx = np.broadcast_to(np.arange(lw)[None, None, :], (t, lh, lw)).reshape(-1)
+                chunk = np.stack([t_idx, h_idx, w_idx]) + start
             else:
                 raise TempbenchError(f"row {b}: unsupported modality type {kind} in mm_token_type_ids")
             chunks.append(chunk)
             start = int(chunk.max()) + 1
-            i = j
         if chunks:
-            pos = torch.cat(chunks, dim=1)
+            pos = np.concatenate(chunks, axis=1)
             position_ids[:, b, keep] = pos
             deltas.append(int(pos.max()) + 1 - n)
         else:
             deltas.append(0)
-    return position_ids, torch.tensor(deltas, device=device, dtype=torch.long).unsqueeze(1)
+    return (
+        torch.from_numpy(position_ids).to(device),
+        torch.tensor(deltas, dtype=torch.long).unsqueeze(1).to(device),
+    )
 
 
 def install_reference_rope_index(model) -> None:
