@@ -187,8 +187,9 @@ def test_train_end_to_end_checkpoints_resume_and_plots(tiny_path, synth, tmp_pat
     assert [r["phase"] for r in log] == ["plain", "plain", "cot", "cot"]  # hybrid CoT schedule
     assert all(r["format_rate"] is None for r in log[:2]) and all(r["format_rate"] is not None for r in log[2:])
     for key in ("loss", "kl", "lr", "reward_on_mean", "reward_on_std", "reward_gt", "adv_skew", "top1_iou",
-                "tokens_per_s"):
+                "zero_groups", "best_on_mean", "tokens_per_s"):
         assert key in log[0]
+    assert all(0.0 <= r["zero_groups"] <= 1.0 and 0.0 <= r["best_on_mean"] <= 1.0 for r in log)
     ck2, ck4 = out_a / "checkpoint-2", out_a / "checkpoint-4"
     for ck in (ck2, ck4):
         assert {"config.json", "model.safetensors", "tokenizer.json", "train_config.toml",

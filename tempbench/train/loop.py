@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from tempbench.errors import TempbenchError
-from tempbench.train.advantages import AdvantageSettings, group_advantages, skewness
+from tempbench.train.advantages import AdvantageSettings, group_advantages, on_policy_groups, skewness
 from tempbench.train.config import DEEPSPEED_ZERO3_PATH, dump_toml, group_size, load_config
 from tempbench.train.rewards import RewardParts, score_completion
 
@@ -473,6 +473,7 @@ class Trainer:
         if info:
             on = ~gt
             r, a, ac, fmt = info["reward"], info["advantage"], info["accuracy"], info["format"]
+            zero_groups, best_on = on_policy_groups(ac, batch.row_query.numpy(), gt)
             rec.update({
                 "reward_on_mean": float(r[on].mean()) if on.any() else None,
                 "reward_on_std": float(r[on].std(ddof=1)) if on.sum() > 1 else 0.0,
@@ -481,6 +482,8 @@ class Trainer:
                 "adv_mean_on": float(a[on].mean()) if on.any() else None,
                 "adv_gt": float(a[gt].mean()) if gt.any() else None,
                 "adv_skew": skewness(a),
+                "zero_groups": zero_groups,  # fraction of queries whose on-policy rows all scored 0
+                "best_on_mean": best_on,  # mean over queries of the best on-policy IoU
                 # top-1: the on-policy completion the model is most confident in (highest mean token log-prob)
                 "top1_iou": float(ac[on][int(np.argmax(mean_lp[on]))]) if on.any() else None,
                 "format_rate": (float(np.nanmean(fmt[on])) if on.any() and not np.isnan(fmt[on]).all() else None),
