@@ -67,7 +67,7 @@ STUDY = {
     "video": {"fps": 2.0, "min_frames": 4, "max_frames": 768, "min_pixels": 16 * 28 * 28,
               "max_pixels": 768 * 28 * 28, "total_pixels": 3584 * 28 * 28},
 }
-SMOKE = {"n_train": 4, "batch": 2, "group": 3, "max_new_tokens": 24, "seeds": [0, 1], "eval_limit": 4,
+SMOKE = {"n_train": 2, "batch": 2, "group": 3, "max_new_tokens": 24, "seeds": [0, 1], "eval_limit": 3,
          "eval_max_new_tokens": 24, "eval_cot_max_new_tokens": 32, "eval_batch": 4,
          "video": {"fps": 2.0, "min_frames": 2, "max_frames": 8, "min_pixels": 4 * 28 * 28,
                    "max_pixels": 16 * 28 * 28, "total_pixels": 4 * 16 * 28 * 28}}

@@ -275,8 +275,9 @@ def assemble(runs: dict[str, Run], sources: list[dict], statuses: list[dict], pr
     if "start" in runs:
         data["start"] = {label: eval_block(r) for label, r in runs["start"].results.items()}
     if prestudy is not None:
-        data["prestudy"] = {k: prestudy[k] for k in ("produced_by", "command", "device", "start", "queries", "group",
-                                                       "temperature", "n", "summary", "by_form", "histogram_best",
+        data["prestudy"] = {k: prestudy[k] for k in ("produced_by", "command", "git_revision", "device", "start",
+                                                       "queries", "group", "study_group", "temperature", "n",
+                                                       "summary", "best_of_k", "by_form", "histogram_best",
                                                        "seconds") if k in prestudy}
     methods = {}
     for arm in ARM_ORDER:
@@ -423,15 +424,25 @@ def verdict(data: dict) -> dict:
     if status == "partial":
         paras.append(f"**Partial: {n_done} of {n_planned} trainings archived** (missing: "
                      f"{', '.join(data['missing'])}); the numbers below will change when the rest is in.")
-    pre = data.get("prestudy", {}).get("summary")
-    if pre:
-        g = data["prestudy"]["group"]
-        paras.append(
-            f"**The regime.** At the start, {100 * pre['all_zero']:.1f}% of the train queries' groups of {g} "
-            f"samples had every sample at IoU 0 (GRPO learns nothing from them), and the best of {g} reached IoU "
-            f"0.7 for only {100 * pre['best_ge_0.7']:.1f}% (0.5: {100 * pre['best_ge_0.5']:.1f}%); the greedy "
-            f"answer's mean IoU was {pre['greedy_mean']:.3f}. This is the weak-sampling regime in which the paper "
-            f"argues that the ground-truth row should help.")
+    pre = data.get("prestudy")
+    g = int(data.get("settings", {}).get("group") or 0)
+    if pre and g and str(g) in pre.get("best_of_k", {}):
+        s, gr, ts = pre["summary"], pre["best_of_k"][str(g)], pre["best_of_k"].get(str(g - 1))
+        text = (f"**The regime.** At the start ({pre['n']} train queries, {pre['group']} samples each at "
+                f"temperature {pre['temperature']:g}), {100 * s['sample_zero']:.1f}% of the samples scored IoU 0 and "
+                f"{100 * s['sample_ge_0.7']:.1f}% reached 0.7; with G = {g}, GRPO's group held no sample above IoU 0 "
+                f"for {100 * gr['all_zero']:.1f}% of the queries (all advantages 0: no signal) and none at 0.7 or "
+                f"more for {100 * (1 - gr['best_ge_0.7']):.1f}%")
+        if ts:
+            text += (f"; TempSamp-R1's {g - 1} on-policy rows: {100 * ts['all_zero']:.1f}% and "
+                     f"{100 * (1 - ts['best_ge_0.7']):.1f}%")
+        first = [v["train"]["first_steps"].get("zero_groups") for v in data["methods"]["grpo"]["seeds"].values()]
+        first = [x for x in first if x is not None]
+        if first:
+            text += (f". In GRPO's first 8 steps {100 * sum(first) / len(first):.1f}% of the groups had every "
+                     f"on-policy row at 0")
+        paras.append(text + ". This is the weak-sampling regime in which the paper argues that the ground-truth "
+                            "row should help.")
     judged = {b: judge(c) for b, c in vs_grpo.items()}
     sel = data.get("selection", {}).get("chosen")
     lines = []
@@ -440,7 +451,7 @@ def verdict(data: dict) -> dict:
             continue
         c = vs_grpo[b]["metrics"]
         bits = []
-        for m in METRICS:
+        for m in (PRIMARY, "R1@0.7"):
             pm = c[m]["pooled"]
             bits.append(f"{m} {pm['difference']:+.2f} {_fmt_ci(pm['ci95'])} (Holm p {_p(pm['p_holm'])}, "
                         f"{c[m]['across_seeds']['positive']}/{c[m]['across_seeds']['n_seeds']} seeds > 0)")
@@ -542,32 +553,34 @@ def figures(runs: dict[str, Run], data: dict, prestudy: dict | None, folder: Pat
     if prestudy is not None:
         rows = prestudy["rows"]
         g = prestudy["group"]
+        gs = int(prestudy.get("study_group") or g)
         fig, axes = plt.subplots(1, 2, figsize=(12, 4), dpi=100)
-        best = np.array([max(r["ious"]) for r in rows])
+        bins = np.linspace(0, 1, 21)
         ax = axes[0]
-        ax.hist(best, bins=np.linspace(0, 1, 21), color="C0", alpha=0.8, label=f"best of {g} samples")
-        ax.hist([r["greedy_iou"] for r in rows], bins=np.linspace(0, 1, 21), histtype="step", color="k",
-                label="greedy answer")
+        for k, colour in ((gs, "C0"), (g, "C1")):
+            ax.hist([max(r["ious"][:k]) for r in rows], bins=bins, color=colour, alpha=0.5,
+                    label=f"best of {k} samples" + (" (the study's G)" if k == gs else ""))
+        ax.hist([r["greedy_iou"] for r in rows], bins=bins, histtype="step", color="k", label="greedy answer")
         for t in (0.5, 0.7):
             ax.axvline(t, color="grey", ls=":", lw=1)
         ax.set_xlabel("IoU with the ground truth")
         ax.set_ylabel("train queries")
-        ax.set_title(f"start ({prestudy['start']}): best IoU of the group, {len(rows)} train queries")
+        ax.set_title(f"start ({prestudy['start']}): the group's best IoU, {len(rows)} train queries", fontsize=10)
         ax.legend(fontsize=8)
         ax = axes[1]
         ts = np.linspace(0, 1, 101)
-        for i, form in enumerate(("colour+shape", "colour", "shape")):
-            b = np.array([max(r["ious"]) for r in rows if r["form"] == form])
-            if b.size:
-                ax.plot(ts, [(b >= t).mean() if t > 0 else (b > 0).mean() for t in ts], color=f"C{i}",
-                        label=f"query names {form} (n {b.size})")
-        ax.plot(ts, [(best >= t).mean() if t > 0 else (best > 0).mean() for t in ts], color="k", lw=2, label="all")
+        for k in sorted({1, max(1, gs - 1), gs, g}):
+            b = np.array([max(r["ious"][:k]) for r in rows])
+            ax.plot(ts, [(b >= t).mean() if t > 0 else (b > 0).mean() for t in ts], lw=2.5 if k == gs else 1.2,
+                    label=f"best of {k}" + {1: " (one sample)", gs: " (GRPO, G)", gs - 1: " (TempSamp-R1 on-policy)"}
+                    .get(k, ""))
         ax.set_xlabel("IoU threshold t")
-        ax.set_ylabel(f"share of groups whose best of {g} >= t")
+        ax.set_ylabel("share of queries whose best sample >= t")
         ax.set_ylim(0, 1)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-        fig.text(0.99, 0.01, f"{foot} from {prestudy['produced_by']}", ha="right", fontsize=6, color="grey")
+        fig.text(0.99, 0.01, f"{foot} from {prestudy['produced_by']} ({prestudy['device']})", ha="right",
+                 fontsize=6, color="grey")
         fig.tight_layout()
         path = folder / "rl_study_prestudy.png"
         fig.savefig(path)
@@ -779,7 +792,7 @@ def markdown(data: dict, figure_dir: str) -> str:
                                          f"steps (max |difference| {c['max_abs_diff']:.2g})" if c else "") + ".", ""]
     timing = [st for st in data.get("study_commands", [])]
     if timing:
-        out += ["Commands run (each under 10 minutes on one GPU):", ""]
+        out += ["Commands run:", ""]
         for st in timing:
             done = [n for n, r in st["runs"].items() if r.get("state") == "complete"]
             peak = max((c[1] for c in st.get("concurrency") or []), default=0)

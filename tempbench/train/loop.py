@@ -378,7 +378,8 @@ class Trainer:
         n_sampled = self.G - 1 if add_gt else self.G
         model = self.unwrapped_model()
         batch = build_rollout(model, self.tokenizer, items, n_sampled, add_gt, gt_texts, self.sampling, self.pad_id,
-                              self.eos, synced_gpus=self.zero3)
+                              self.eos, synced_gpus=self.zero3,
+                              batch_generate=bool(self.cfg["rollout"]["batch_generate"]))
         parts = [self.reward_fn(t, items[int(q)].record, kind, cot) for t, q in zip(batch.texts, batch.row_query)]
         acc = np.array([p.accuracy for p in parts])
         fmt = np.array([p.format if p.format is not None else np.nan for p in parts])
