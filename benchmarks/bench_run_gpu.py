@@ -1,8 +1,10 @@
-"""GPU throughput of `tempbench run` against a per-sample loop, on a Qwen2.5-VL-7B-architecture model.
+"""GPU throughput of `tempbench run` against a per-sample loop, on a Qwen2.5-VL-7B- or Qwen3-VL-8B-architecture model.
 
-Random bf16 weights built from the public Qwen2.5-VL-7B-Instruct config values (no download; the work per token
-does not depend on weight values), 64 Charades-length synthetic videos (30 s), 2 fps sampling with the
-TempSamp-R1 pixel budget, a fixed 32 new tokens. Both paths run in the same process on the same model:
+Random bf16 weights built from the public Qwen2.5-VL-7B-Instruct (`--family qwen2.5-vl`, default) or
+Qwen3-VL-8B-Instruct (`--family qwen3-vl`) config values (no download; the work per token does not depend on weight
+values), 64 Charades-length synthetic videos (30 s), 2 fps sampling with the TempSamp-R1 pixel budget (the same
+videos and budget for both families: Qwen3-VL's 16-pixel patches and 32-pixel merge factor give it other token
+counts), a fixed 32 new tokens. Both paths run in the same process on the same model:
 
 - per-sample loop: for each query decode the video, preprocess, `model.generate` with batch 1 (what the published
   evaluation scripts do);
@@ -12,6 +14,7 @@ Also reports the share of the FLOP-bound limit reached: prefill FLOPs of the vis
 plus the decode FLOPs (2 x parameters per generated token), divided by time and the GPU's dense bf16 peak.
 
     python benchmarks/bench_run_gpu.py --out docs/bench_run_gpu.json [--videos 64] [--batch-size 16]
+    python benchmarks/bench_run_gpu.py --family qwen3-vl --out $OUT/bench_run_gpu_qwen3_vl.json
 """
 
 from __future__ import annotations
@@ -55,6 +58,41 @@ def build_random_7b(out_dir: Path) -> Path:
     return out_dir
 
 
+def build_random_qwen3_vl_8b(out_dir: Path) -> Path:
+    """A Qwen3-VL-8B-architecture folder: public config values, random bf16 weights, the tiny local Qwen3 tokenizer
+    (its special-token ids are written into the config, the 151,936-row embedding is kept)."""
+    import torch
+    from transformers import Qwen3VLForConditionalGeneration
+
+    from tempbench.models.qwen.tiny3 import qwen3_vl_8b_config, tiny3_model_dir
+
+    tiny = tiny3_model_dir("qwen3_vl", cache_dir=out_dir.parent / "tiny")
+    tiny_cfg = json.loads((tiny / "config.json").read_text())
+    cfg = qwen3_vl_8b_config()
+    for key in ("image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id"):
+        setattr(cfg, key, tiny_cfg[key])
+    torch.manual_seed(0)
+    with torch.device("cuda"):
+        model = Qwen3VLForConditionalGeneration._from_config(cfg, dtype=torch.bfloat16)
+    model.save_pretrained(out_dir, safe_serialization=True)
+    for f in tiny.iterdir():
+        if f.name.startswith(("tokenizer", "special_tokens", "chat_template", "vocab", "merges", "preprocessor",
+                              "video_preprocessor")):
+            shutil.copy(f, out_dir / f.name)
+    gen = json.loads((tiny / "generation_config.json").read_text())
+    (out_dir / "generation_config.json").write_text(json.dumps(
+        {k: gen[k] for k in ("eos_token_id", "pad_token_id") if k in gen}))
+    del model
+    torch.cuda.empty_cache()
+    return out_dir
+
+
+FAMILIES = {  # family -> (model folder name, builder, LM layers, attention width) for the FLOP estimate
+    "qwen2.5-vl": ("qwen2_5_vl_7b_random", build_random_7b, 28, 3584),
+    "qwen3-vl": ("qwen3_vl_8b_random", build_random_qwen3_vl_8b, 36, 4096),
+}
+
+
 def _chunk(args):
     from tempbench.synthetic import generate_synthetic
 
@@ -91,6 +129,9 @@ def main(argv=None):
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "tb-bench")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--tiny", action="store_true", help="CPU smoke test of this script with the tiny model")
+    ap.add_argument("--family", choices=sorted(FAMILIES), default="qwen2.5-vl")
+    ap.add_argument("--no-stock-loop", action="store_true",
+                    help="skip the per-sample loop with transformers' stock vision attention (saves ~2 min)")
     args = ap.parse_args(argv)
 
     import torch
@@ -110,14 +151,19 @@ def main(argv=None):
         videos.mkdir(parents=True, exist_ok=True)
         make_videos(videos, args.videos, workers=max(1, (os.cpu_count() or 2) - 1))
     t_videos = time.perf_counter() - t0
+    folder, builder, lm_layers, d_model = FAMILIES[args.family]
+    qwen3 = args.family == "qwen3-vl"
     if args.tiny:
         from tempbench.models.qwen.tiny import tiny_model_dir
+        from tempbench.models.qwen.tiny3 import tiny3_model_dir
 
-        model_dir = tiny_model_dir(cache_dir=work / "tiny")
+        model_dir = tiny3_model_dir("qwen3_vl", cache_dir=work / "tiny") if qwen3 else \
+            tiny_model_dir(cache_dir=work / "tiny")
+        lm_layers, d_model = (3, 64) if qwen3 else (2, 64)
     else:
-        model_dir = work / "qwen2_5_vl_7b_random"
+        model_dir = work / folder
         if not (model_dir / "config.json").exists():
-            build_random_7b(model_dir)
+            builder(model_dir)
     t_model = time.perf_counter() - t0 - t_videos
     print(f"videos {t_videos:.1f}s, model built {t_model:.1f}s", flush=True)
 
@@ -165,15 +211,21 @@ def main(argv=None):
         return seconds, (torch.cuda.max_memory_allocated() / 2**30 if cuda else None)
 
     tokens = {"vision_patches": 0, "prompt_tokens": 0}
-    uninstall_grouped_vision_attention(adapter.model)  # transformers' stock vision attention, as published scripts
-    t_loop_stock, mem_loop_stock = per_sample_loop()
-    install_grouped_vision_attention(adapter.model)
+    t_loop_stock = mem_loop_stock = None
+    if not args.no_stock_loop:
+        uninstall_grouped_vision_attention(adapter.model)  # transformers' stock vision attention, as published scripts
+        t_loop_stock, mem_loop_stock = per_sample_loop()
+        install_grouped_vision_attention(adapter.model)
     tokens = {"vision_patches": 0, "prompt_tokens": 0}
     t_loop, mem_loop = per_sample_loop()
-    print(f"per-sample loop: stock vision attention {t_loop_stock:.1f}s, grouped {t_loop:.1f}s", flush=True)
+    print(f"per-sample loop: stock vision attention {t_loop_stock}s, grouped {t_loop:.1f}s", flush=True)
 
     # where the time of one batch goes: vision tower alone, prefill (1 new token), full generation
     from tempbench.models.qwen.processor import resize_clip
+    from tempbench.models.qwen.processor3 import resize_clip3
+
+    if qwen3:
+        resize_clip = resize_clip3  # noqa: F811 - Qwen3-VL: 32-pixel factor, its own pipeline
 
     def stage_times(bs, stages=("vision", "prefill", "generate")):  # noqa: B023
         items = []
@@ -232,7 +284,6 @@ def main(argv=None):
     # prompt and the generated tokens; attention's quadratic terms added for the LM prefill.
     patches = tokens["vision_patches"] / n
     prompt = tokens["prompt_tokens"] / n
-    lm_layers, d_model = (28, 3584) if not args.tiny else (2, 64)
     flops_vision = 2 * vision_params * patches
     flops_prefill = 2 * lm_params * prompt + 4 * lm_layers * d_model * prompt**2
     flops_decode = 2 * lm_params * args.new_tokens
@@ -240,19 +291,22 @@ def main(argv=None):
     gpu = torch.cuda.get_device_name(0) if cuda else "cpu"
     peak = next((v for k, v in PEAK_BF16_TFLOPS.items() if k in gpu), 989.0) * 1e12
     out = {
-        "gpu": gpu, "torch": torch.__version__, "videos": n, "video_seconds": 30, "fps": vs.fps,
+        "family": args.family, "model_type": summary.config.model.model_type,
+        "time_convention": summary.config.model.info.get("time_convention"),
+        "gpu": gpu, "torch": torch.__version__, "transformers": __import__("transformers").__version__,
+        "videos": n, "video_seconds": 30, "fps": vs.fps,
         "total_pixels": vs.total_pixels, "new_tokens": args.new_tokens, "batch_size": args.batch_size,
         "mean_vision_patches": patches, "mean_prompt_tokens": prompt,
         "params": {"vision": vision_params, "language": lm_params},
-        "per_sample_loop_stock": {"seconds": t_loop_stock, "queries_per_s": n / t_loop_stock,
+        "per_sample_loop_stock": {"seconds": t_loop_stock, "queries_per_s": n / t_loop_stock if t_loop_stock else None,
                                   "peak_gib": mem_loop_stock},
         "per_sample_loop": {"seconds": t_loop, "queries_per_s": n / t_loop, "peak_gib": mem_loop},
         "tempbench_run": {"seconds": tp["seconds"], "queries_per_s": tp["queries_per_s"],
                           "seconds_with_model_load_and_scoring": t_run_total, "peak_gib": mem_run},
-        "speedup_vs_stock_loop": tp["queries_per_s"] / (n / t_loop_stock),
+        "speedup_vs_stock_loop": tp["queries_per_s"] / (n / t_loop_stock) if t_loop_stock else None,
         "speedup": tp["queries_per_s"] / (n / t_loop),
         "tflops_per_query": flops_query / 1e12,
-        "flop_share": {"per_sample_loop_stock": flops_query * n / t_loop_stock / peak,
+        "flop_share": {"per_sample_loop_stock": flops_query * n / t_loop_stock / peak if t_loop_stock else None,
                        "per_sample_loop": flops_query * n / t_loop / peak,
                        "tempbench_run": flops_query * tp["queries_per_s"] / peak,
                        "prefill_only_tempbench_run": (flops_vision + flops_prefill) * tp["queries_per_s"] / peak},

@@ -1,10 +1,14 @@
-"""Check tempbench's torch-only Qwen2-VL video processor against the stock one, bit for bit.
+"""Check tempbench's torch-only video processors against the stock ones, bit for bit.
 
-Run on a machine with torchvision and transformers (e.g. the GPU machines; PyAV is not needed):
+Run on a machine with torchvision and transformers (the GPU machines), with PyAV and the qwen-vl-utils wheel:
 
-    PYTHONPATH=. python benchmarks/check_qwen_processor_gpu.py [--out results.json]
+    PYTHONPATH=.:/tmp/site python benchmarks/check_qwen_processor_gpu.py --out results.json [--part all]
 
-For each case (frame size, frame count, content) it compares ``tempbench.models.qwen.processor.process_video`` with
+Parts: `qwen2` (below), `qwen3` and `generic` (benchmarks/check_video_processors.py: Qwen3-VL / Qwen3.5 against
+qwen-vl-utils + the stock processor and against transformers' own video pipeline, ids included; LLaVA-OneVision and
+GLM-4.1V torch-only processors against the stock ones). `--dry-run` runs the plumbing on CPU without torchvision.
+
+Part qwen2: for each case (frame size, frame count, content) it compares ``tempbench.models.qwen.processor.process_video`` with
   A. transformers' ``Qwen2VLVideoProcessor`` given the same per-frame pixel bounds (CPU, uint8 frames), and
   B. the qwen-vl-utils path: torchvision resize of the uint8 video to the size ``fetch_video`` computes (its
      formula is restated below), ``.float()``, then the stock processor (which then only normalises + patchifies),
@@ -56,12 +60,8 @@ def qwen_vl_utils_size(h: int, w: int, nframes: int, min_pixels: int, total_pixe
     return h_bar, w_bar
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--out", default=None)
-    ap.add_argument("--quick", action="store_true", help="fewer, smaller cases")
-    args = ap.parse_args()
-
+def check_qwen2(args) -> dict:
+    """Part 1 (Qwen2-VL / Qwen2.5-VL): `process_video` against the stock processor and the qwen-vl-utils resize."""
     import torch
     import torchvision
     import transformers
@@ -167,12 +167,44 @@ def main() -> int:
         print(json.dumps(gpu))
 
     summary = {"env": env, "cases": results, "linspace_mismatches": bad[:20], "gpu": gpu, "all_identical": bool(ok)}
+    print(json.dumps({"qwen2_all_identical": bool(ok)}))
+    return summary
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default=None, help="JSON file with every case")
+    ap.add_argument("--quick", action="store_true", help="fewer, smaller cases")
+    ap.add_argument("--part", choices=("all", "qwen2", "qwen3", "generic"), default="all")
+    ap.add_argument("--work", default=None, help="scratch folder for videos and tiny models (default: a temp dir)")
+    ap.add_argument("--dry-run", action="store_true",
+                    help="CPU plumbing test without torchvision: the 'stock' side runs tempbench's torch-only "
+                         "kernels (identity is then by construction; only the GPU run proves it)")
+    args = ap.parse_args()
+    import tempfile
+
+    from check_video_processors import check_generic, check_qwen3  # noqa: E402 (benchmarks/ is on sys.path)
+
+    work = args.work or tempfile.mkdtemp(prefix="tb-proc-check-")
+    summary, ok = {"dry_run": bool(args.dry_run)}, True
+    if args.part in ("all", "qwen2") and not args.dry_run:
+        summary["qwen2"] = check_qwen2(args)
+        ok &= summary["qwen2"]["all_identical"]
+    for name, fn in (("qwen3", check_qwen3), ("generic", check_generic)):
+        if args.part in ("all", name):
+            summary[name] = fn(args, work)
+            ok &= summary[name]["all_identical"]
+            if args.out:  # written after each part: a later failure keeps what was measured
+                with open(args.out, "w") as f:
+                    json.dump(summary, f, indent=1, default=str)
+    summary["all_identical"] = bool(ok)
     print(json.dumps({"all_identical": bool(ok)}))
     if args.out:
         with open(args.out, "w") as f:
-            json.dump(summary, f, indent=1)
+            json.dump(summary, f, indent=1, default=str)
     return 0 if ok else 1
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, __import__("os").path.dirname(__import__("os").path.abspath(__file__)))
     sys.exit(main())

@@ -459,7 +459,11 @@ def _kv_options(pairs, what):
               help="Adapter options KEY=VALUE[,KEY=VALUE], recorded in run.json. openai:NAME takes timeout (s per "
                    "attempt), deadline (s per request, retries included), max_retries, concurrency, "
                    "mode=frames|video_url, image_format, jpeg_quality, video_url_base, max_answer_bytes, backoff, "
-                   "max_backoff, max_tokens_field, extra_body (JSON).")
+                   "max_backoff, max_tokens_field, extra_body (JSON). transformers models take dtype, "
+                   "attn_implementation, revision, device, trust_remote_code (off unless asked), and for Qwen3-VL / "
+                   "Qwen3.5 timestamps=frame-indices|pts, layout=release|transformers, rope_index.")
+@click.option("--time-hint", is_flag=True,
+              help="Add a 'Frame at t s' line per frame before the prompt of a model that sees no frame times.")
 @click.option("--api-base", default=None, help="OpenAI-compatible server URL, for openai:NAME models.")
 @click.option("--api-key-env", default=None,
               help="Env variable holding the API key for --api-base. OPENAI_API_KEY is sent only to "
@@ -471,8 +475,8 @@ def _kv_options(pairs, what):
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result record as JSON.")
 def run_cmd(model, task, split, annotations, kind, videos, out_dir, restart, retry_errors, limit, batch_size, shard,
-            resume, setting, prompt, profile, video_opts, gen_opts, model_args, api_base, api_key_env, workers,
-            prefetch, no_progress, as_json):
+            resume, setting, prompt, profile, video_opts, gen_opts, model_args, time_hint, api_base, api_key_env,
+            workers, prefetch, no_progress, as_json):
     """Run a model over a task split: predictions, run.json, a scored result and a table.
 
     \b
@@ -484,6 +488,7 @@ def run_cmd(model, task, split, annotations, kind, videos, out_dir, restart, ret
       tempbench run --model tiny-synthetic --task synthetic
       tempbench run --model Qwen/Qwen2.5-VL-7B-Instruct --task charades --videos ~/Charades_v1_480
       tempbench run --model openai:Qwen2.5-VL-7B --api-base http://localhost:8000/v1 --task qvhighlights --videos DIR
+      tempbench run --model qwen3-vl-8b --task charades --videos DIR --model-args dtype=bfloat16,attn_implementation=sdpa
       tempbench run --model openai:gpt-4o --api-base https://api.openai.com/v1 --model-args timeout=300,concurrency=4 ...
       tempbench run --model baseline:center --annotations my_queries.jsonl
       torchrun --nproc-per-node 2 -m tempbench run --model CKPT --task anet --videos DIR
@@ -500,6 +505,14 @@ def run_cmd(model, task, split, annotations, kind, videos, out_dir, restart, ret
         raise UsageError(f"--model-args {', '.join(unknown)}: not an option of {model.split(':')[0]} models",
                          f"they take: {', '.join(sorted(allowed))}" if allowed else
                          "this kind of model takes no --model-args")
+    if time_hint:
+        if "time_hint" not in allowed:
+            from .errors import UsageError
+
+            raise UsageError(f"--time-hint does not apply to {model.split(':')[0]} models",
+                             "openai: frames mode already writes 'Frame at t s:' before each frame; baselines see "
+                             "no video")
+        model_options["time_hint"] = True
     if api_base:
         model_options["api_base"] = api_base
     if model.startswith("openai:") and api_key_env:

@@ -33,6 +33,8 @@ from tempbench.errors import TempbenchError
 VIDEO_EXTS = (".mp4", ".mkv", ".webm", ".avi")
 # the torchvision resize a model's processor reproduces (tempbench.models.qwen.processor)
 RESIZE_MODES = ("qwen-vl-utils", "transformers")
+# how frame indices are drawn: qwen-vl-utils (the reference) or transformers' Qwen3-VL video processor
+SAMPLINGS = ("qwen-vl-utils", "transformers")
 
 
 # --------------------------------------------------------------------------------------------------- sampling
@@ -107,6 +109,36 @@ def sampled_fps(nframes: int, total_frames: int, video_fps: float) -> float:
     return nframes / max(total_frames, 1e-6) * video_fps
 
 
+def transformers_nframes(total_frames: int, video_fps: float, fps: float = 2.0, min_frames: int = 4,
+                         max_frames: int = 768) -> int:
+    """Number of frames transformers' Qwen3-VL video processor samples (``Qwen3VLVideoProcessor.sample_frames``,
+    5.17 and 5.24): ``min(max(int(total / video_fps * fps), min_frames), max_frames, total)``: truncated by
+    ``int()``, no rounding to the temporal patch size (an odd count is padded by the processor)."""
+    if total_frames <= 0:
+        raise ValueError("video has no frames")
+    if not video_fps or video_fps <= 0 or not math.isfinite(video_fps):
+        raise ValueError(f"invalid source fps {video_fps!r}")
+    n = int(total_frames / video_fps * fps)
+    return max(1, min(max(n, min_frames), max_frames, total_frames))
+
+
+def transformers_frame_indices(total_frames: int, nframes: int) -> np.ndarray:
+    """``np.linspace(0, total - 1, nframes).round().astype(int)`` (float64, half to even), as transformers."""
+    if nframes <= 0 or total_frames <= 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.linspace(0, total_frames - 1, nframes).round().astype(np.int64)
+
+
+def frame_plan(total_frames: int, video_fps: float, settings: VideoSettings) -> np.ndarray:
+    """The sampled frame indices of a video of ``total_frames`` at ``video_fps`` under ``settings.sampling``."""
+    if settings.sampling == "transformers":
+        n = transformers_nframes(total_frames, video_fps, settings.fps, settings.min_frames, settings.max_frames)
+        return transformers_frame_indices(total_frames, n)
+    n = smart_nframes(total_frames, video_fps, settings.fps, settings.min_frames, settings.max_frames,
+                      settings.frame_factor)
+    return sample_frame_indices(total_frames, n)
+
+
 
 
 @dataclass
@@ -118,6 +150,12 @@ class VideoSettings:
     ``frame_factor`` (frame counts are multiples of it; equals the temporal patch size 2); ``resize_mode``
     which torchvision resize the frames reproduce: ``"qwen-vl-utils"`` (the Qwen reference pipeline) or
     ``"transformers"`` (transformers' video processor resizing on CPU); see :mod:`tempbench.models.qwen.processor`.
+    ``sampling`` how frame indices are drawn: ``"qwen-vl-utils"`` (default; :func:`smart_nframes`) or
+    ``"transformers"`` (transformers' Qwen3-VL video processor: :func:`transformers_nframes`); a default
+    ``sampling`` is left out of :meth:`to_dict`, so run identities written before the field existed still match.
+    For Qwen3-VL / Qwen3.5, ``resize_mode="transformers"`` + ``sampling="transformers"`` is transformers' own video
+    pipeline, where ``min_pixels`` / ``total_pixels`` are its ``size.shortest_edge`` / ``size.longest_edge``
+    (over t x h x w) and ``max_pixels`` is unused (:mod:`tempbench.models.qwen.processor3`).
     """
 
     fps: float = 2.0
@@ -128,11 +166,15 @@ class VideoSettings:
     total_pixels: int = 3584 * 28 * 28
     frame_factor: int = 2
     resize_mode: str = "qwen-vl-utils"
+    sampling: str = "qwen-vl-utils"
 
     def __post_init__(self):
         if self.resize_mode not in RESIZE_MODES:
             raise TempbenchError(f"video setting resize_mode={self.resize_mode!r} is unknown",
                                  f"use one of: {', '.join(RESIZE_MODES)}")
+        if self.sampling not in SAMPLINGS:
+            raise TempbenchError(f"video setting sampling={self.sampling!r} is unknown",
+                                 f"use one of: {', '.join(SAMPLINGS)}")
         for name in ("fps", "max_frames", "min_frames", "min_pixels", "max_pixels", "total_pixels", "frame_factor"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
@@ -144,7 +186,10 @@ class VideoSettings:
             raise TempbenchError(f"video setting min_pixels={self.min_pixels} exceeds max_pixels={self.max_pixels}")
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        if d["sampling"] == "qwen-vl-utils":
+            d.pop("sampling")
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> VideoSettings:
@@ -270,9 +315,8 @@ def decode_video(path: str | os.PathLike, settings: VideoSettings | None = None)
         container.close()
     total = len(index.pts)
     for _attempt in range(2):
-        n = smart_nframes(total, source_fps, settings.fps, settings.min_frames, settings.max_frames,
-                          settings.frame_factor)
-        indices = sample_frame_indices(total, n)
+        indices = frame_plan(total, source_fps, settings)
+        n = len(indices)
         frames, times, decoded = _decode_indices(path, indices)
         if frames is not None:
             break

@@ -175,6 +175,14 @@ def test_with_tiny_model_behind_the_server(tmp_path):
     assert any(re.search(r"Frame at", p.get("text", "")) for p in srv.requests[0]["messages"][0]["content"])
 
 
+def test_time_convention_is_recorded_per_mode():
+    """frames mode writes `Frame at t s:` before each image (text-timestamps); video_url leaves time to the server."""
+    frames = OpenAIChat("m", "http://127.0.0.1:9/v1", api_key="")
+    video = OpenAIChat("m", "http://127.0.0.1:9/v1", api_key="", mode="video_url")
+    assert frames.identity().info["time_convention"] == "text-timestamps"
+    assert video.identity().info["time_convention"] == "server-side"
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # keys, redirects and bodies (issue 12, item 6)
 

@@ -60,3 +60,11 @@ def test_unknown_prompt():
     with pytest.raises(UsageError, match="unknown prompt") as e:
         get_prompt("nope")
     assert "tempsamp-r1-plain" in e.value.hint
+
+
+def test_docs_list_every_registered_prompt_verbatim():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "prompts.md").read_text(encoding="utf-8")
+    for p in PROMPTS.values():
+        assert f"## `{p.name}`" in doc and f"```text\n{p.template}\n```" in doc and p.sha256 in doc, p.name

@@ -262,3 +262,20 @@ def test_budgeted_resize_of_decoded_clip(videos):
     assert out["second_per_grid_ts"] == [pytest.approx(2 / (26 / 105 * 8))]
     assert torch.equal(out["pixel_values_videos"], process_video(clip, s)["pixel_values_videos"])
     assert math.isclose(out["second_per_grid_ts"][0] * out["video_grid_thw"][0, 0].item(), clip.duration, rel_tol=0.05)
+
+
+def test_sampling_setting_transformers_rule_and_identity_stability():
+    """`sampling="transformers"`: transformers' Qwen3-VL count (int(), no rounding to 2: odd counts) and float64
+    linspace; the default is left out of to_dict, so run identities written before the field existed still match."""
+    from tempbench.video import frame_plan, transformers_frame_indices, transformers_nframes
+
+    assert "sampling" not in VideoSettings().to_dict()
+    s = VideoSettings(sampling="transformers")
+    assert s.to_dict()["sampling"] == "transformers" and VideoSettings.from_dict(s.to_dict()) == s
+    assert transformers_nframes(299, 29.97, 2.0) == 19  # int(19.95): truncated, odd
+    assert transformers_nframes(30, 30.0, 2.0) == 4  # min_frames
+    assert transformers_nframes(3, 30.0, 2.0) == 3  # at most the video's frames
+    assert transformers_frame_indices(299, 19).tolist() == np.linspace(0, 298, 19).round().astype(int).tolist()
+    assert len(frame_plan(299, 29.97, s)) == 19 and len(frame_plan(299, 29.97, VideoSettings())) == 18
+    with pytest.raises(TempbenchError, match="sampling"):
+        VideoSettings(sampling="decord")

@@ -21,7 +21,8 @@ from tempbench.errors import UsageError
 from tempbench.models.base import GenerationSettings, ModelAdapter, ModelInput
 
 _HF_OPTIONS = {"revision", "allow_download", "device", "dtype", "attn_implementation", "generation",
-               "video_settings", "video_processor", "name", "rope_index", "trust_remote_code"}
+               "video_settings", "video_processor", "name", "rope_index", "trust_remote_code", "timestamps", "layout",
+               "time_hint", "torch_processor"}
 _OPENAI_OPTIONS = {"api_base", "api_key", "api_key_env", "mode", "image_format", "jpeg_quality", "video_url_base",
                    "concurrency", "timeout", "deadline", "max_retries", "backoff", "max_backoff", "max_answer_bytes",
                    "generation", "extra_body", "max_tokens_field", "name"}
@@ -91,12 +92,17 @@ def load_model(spec: str, **options: Any) -> ModelAdapter:
 
 
 def model_args_for(spec: str) -> dict[str, type]:
-    """The options `tempbench run --model-args` may set for `spec`'s kind of model (name -> type)."""
+    """The options `tempbench run --model-args` may set for `spec`'s kind of model (name -> type); each adapter
+    checks the values of its own keys (transformers: `tempbench.models.hf.check_hf_options`)."""
     if isinstance(spec, str) and spec.startswith("openai:"):
         from tempbench.models.openai import MODEL_ARGS
 
         return dict(MODEL_ARGS)
-    return {}
+    if not isinstance(spec, str) or spec.startswith("baseline:"):
+        return {}
+    from tempbench.models.hf import HF_MODEL_ARGS
+
+    return dict(HF_MODEL_ARGS)
 
 
 def recommended_prompt(spec: str) -> str | None:

@@ -471,6 +471,8 @@ class OpenAIChat:
             spec=f"openai:{self.model}", id=f"openai:{self.model}", backend=self.backend,
             served_model=self._served_model, options=options,
             info={"name": self.name, "api_base": self.api_base, "key_from": self.key_source,
+                  # frames mode writes `Frame at t s:` before each image; video_url leaves time to the server
+                  "time_convention": "text-timestamps" if self.mode == "frames" else "server-side",
                   "concurrency": self.concurrency, "timeout_s": self.timeout, "deadline_s": self.deadline,
                   "max_retries": self.max_retries, "max_answer_bytes": self.max_answer_bytes,
                   "system_fingerprints": sorted(self._fingerprints), "stats": dict(self.stats)},

@@ -15,6 +15,20 @@ from tempbench.errors import TempbenchError, UsageError
 
 TEMPSAMP_VIDEO = {"fps": 2.0, "total_pixels": 3584 * 28 * 28, "min_pixels": 16 * 28 * 28}
 TEMPSAMP_CITE = "TempSamp-R1 (Li et al., NeurIPS 2025, arXiv 2509.18056), Tab. 1"
+# TimeLens's evaluation of Qwen3-VL / TimeLens-8B (evaluation/utils.py, scripts/eval_timelens_bench.sh defaults):
+# qwen-vl-utils 0.0.14 with image_patch_size=16, fps 2, min_pixels 64*28*28, total_pixels 14336*28*28 (28, not 32,
+# as written there); max_pixels left to qwen-vl-utils (768 tokens of 32x32 per frame)
+QWEN3_TIMELENS_VIDEO = {"fps": 2.0, "min_pixels": 64 * 28 * 28, "max_pixels": 768 * 32 * 32,
+                        "total_pixels": 14336 * 28 * 28}
+TIMELENS_CITE = "TimeLens (Zhang et al., CVPR 2026, arXiv 2512.14698), github.com/TencentARC/TimeLens README"
+QWEN3_VL_8B_REPORTED = {
+    "charades-timelens": {"R1@0.3": 69.2, "R1@0.5": 53.4, "R1@0.7": 27.5, "mIoU": 48.3, "source": TIMELENS_CITE},
+    "activitynet-timelens": {"R1@0.3": 62.1, "R1@0.5": 51.2, "R1@0.7": 34.4, "mIoU": 46.8, "source": TIMELENS_CITE},
+    "qvhighlights-timelens": {"R1@0.3": 74.2, "R1@0.5": 64.6, "R1@0.7": 49.3, "mIoU": 59.4, "source": TIMELENS_CITE},
+}
+ZERO_SHOT_ALL = {t: "zero-shot" for t in ("charades", "anet", "qvhighlights", "charades-timelens",
+                                          "activitynet-timelens", "qvhighlights-timelens")}
+TINY3_VIDEO = {"fps": 2.0, "min_pixels": 32 * 32, "max_pixels": 64 * 64, "total_pixels": 16 * 64 * 64}
 PACKAGE_MODELS = Path(__file__).resolve().parent
 # sha256 of tempbench/models/tiny_synthetic/model.safetensors: set by benchmarks/install_tiny_synthetic.py
 TINY_SYNTHETIC_SHA256: str | None = "0d0472969b6667575f59c176b6ca0d417f672820c72959aa5b91a16190c8de72"
@@ -37,7 +51,7 @@ class ZooEntry:
     verified_from: str = ""
     reason: str = ""
     aliases: tuple[str, ...] = ()
-    local_builder: str | None = None  # "tiny": built locally (random weights); "package": shipped package data
+    local_builder: str | None = None  # "tiny" / "tiny3:FAMILY": built locally (random weights); "package": shipped
     package_dir: str | None = None  # "package": folder under tempbench/models/ holding the model files
     weights_sha256: str | None = None  # "package": sha256 of its model.safetensors, checked at load
 
@@ -138,6 +152,68 @@ ZOO: list[ZooEntry] = [
         reason="the authors' own grounding prompt is not registered; tempsamp-r1-plain is a stand-in",
         aliases=("videochat-r1",),
     ),
+    *[ZooEntry(
+        alias=f"qwen3-vl-{size.lower()}" + ("-thinking" if kind == "Thinking" else ""),
+        hub_id=f"Qwen/Qwen3-VL-{size}-{kind}",
+        title=f"Qwen3-VL-{size}-{kind}",
+        base_model=None,
+        prompt="timelens",
+        video=QWEN3_TIMELENS_VIDEO,
+        setting=ZERO_SHOT_ALL,
+        reported=QWEN3_VL_8B_REPORTED if (size, kind) == ("8B", "Instruct") else {},
+        verified=True,
+        verified_from="github.com/QwenLM/Qwen3-VL README (News links to the Hugging Face model)",
+        reason="video settings: TimeLens's evaluation of Qwen3-VL (fps 2, 64 min / 14336 total tokens of 28x28)",
+        aliases=(f"Qwen3-VL-{size}-{kind}".lower(),),
+    ) for size in ("2B", "4B", "8B") for kind in ("Instruct", "Thinking")],
+    ZooEntry(
+        alias="qwen3-vl-30b-a3b",
+        hub_id="Qwen/Qwen3-VL-30B-A3B-Instruct",
+        title="Qwen3-VL-30B-A3B-Instruct (MoE, qwen3_vl_moe)",
+        base_model=None,
+        prompt="timelens",
+        video=QWEN3_TIMELENS_VIDEO,
+        setting=ZERO_SHOT_ALL,
+        verified=True,
+        verified_from="github.com/QwenLM/Qwen3-VL README (News links to the Hugging Face model)",
+        aliases=("qwen3-vl-30b-a3b-instruct",),
+    ),
+    *[ZooEntry(
+        alias=f"qwen3.5-{size.lower()}",
+        hub_id=f"Qwen/Qwen3.5-{size}",
+        title=f"Qwen3.5-{size}" + (" (MoE, qwen3_5_moe)" if "A" in size else ""),
+        base_model=None,
+        prompt="timelens",
+        video=QWEN3_TIMELENS_VIDEO,
+        setting=ZERO_SHOT_ALL,
+        verified=False,
+        reason="hub id as Qwen named the Qwen3.5 release (0.8B, 2B, 4B, 9B, 27B, 35B-A3B; transformers documents "
+               "Qwen/Qwen3.5-27B); not confirmed from a Qwen-owned page here. Video settings: those of Qwen3-VL "
+               "(qwen-vl-utils with image_patch_size 16), not checked against a Qwen3.5 grounding evaluation",
+        aliases=(f"Qwen3.5-{size}".lower(),),
+    ) for size in ("0.8B", "2B", "4B", "9B", "27B", "35B-A3B")],
+    ZooEntry(
+        alias="timelens-8b",
+        hub_id="TencentARC/TimeLens-8B",
+        title="TimeLens-8B (Qwen3-VL-8B, SFT + GRPO on TimeLens-100K)",
+        base_model="Qwen/Qwen3-VL-8B-Instruct",
+        prompt="timelens",
+        video=QWEN3_TIMELENS_VIDEO,
+        setting=ZERO_SHOT_ALL,
+        reported={
+            "charades-timelens": {"R1@0.3": 76.6, "R1@0.5": 63.0, "R1@0.7": 35.2, "mIoU": 55.2,
+                                  "source": TIMELENS_CITE},
+            "activitynet-timelens": {"R1@0.3": 68.9, "R1@0.5": 58.4, "R1@0.7": 40.6, "mIoU": 53.2,
+                                     "source": TIMELENS_CITE},
+            "qvhighlights-timelens": {"R1@0.3": 80.2, "R1@0.5": 71.6, "R1@0.7": 55.5, "mIoU": 65.5,
+                                      "source": TIMELENS_CITE},
+        },
+        verified=True,
+        verified_from="github.com/TencentARC/TimeLens README (model zoo links)",
+        reason="reported numbers are on TimeLens-Bench (re-annotated Charades/ActivityNet/QVHighlights), not the "
+               "original splits; trained on TimeLens-100K, so zero-shot for the original benchmarks",
+        aliases=("timelens",),
+    ),
     ZooEntry(
         alias="tempsamp-r1-7b-sta",
         hub_id="sdzt/TempSamp-R1-7B-STA",
@@ -180,6 +256,22 @@ ZOO: list[ZooEntry] = [
         package_dir="tiny_synthetic",
         weights_sha256=TINY_SYNTHETIC_SHA256,
     ),
+]
+
+# random-weight Qwen3-VL / Qwen3.5 models built locally (tempbench.models.qwen.tiny3) for tests and demos
+ZOO += [
+    ZooEntry(
+        alias=alias,
+        hub_id=None,
+        title=f"tiny {title} (random weights, built locally) for tests",
+        base_model=None,
+        prompt="tempsamp-r1-plain",
+        video=TINY3_VIDEO,
+        setting={"synthetic": "zero-shot", "synthetic-hard": "zero-shot"},
+        verified=True,
+        verified_from=f"built by tempbench.models.qwen.tiny3.build_tiny_qwen3(family={family!r}, seed 0)",
+        local_builder=f"tiny3:{family}",
+    ) for alias, family, title in (("tiny-qwen3-vl", "qwen3_vl", "Qwen3-VL"), ("tiny-qwen3.5", "qwen3_5", "Qwen3.5"))
 ]
 
 _INDEX: dict[str, ZooEntry] = {}
@@ -225,6 +317,10 @@ def resolve_local(entry: ZooEntry) -> str:
         from tempbench.models.qwen.tiny import tiny_model_dir
 
         return str(tiny_model_dir(0))
+    if entry.local_builder and entry.local_builder.startswith("tiny3:"):
+        from tempbench.models.qwen.tiny3 import tiny3_model_dir
+
+        return str(tiny3_model_dir(entry.local_builder.split(":", 1)[1], 0))
     if entry.local_builder == "package":
         return str(package_model_dir(entry))
     if entry.hub_id is None:  # pragma: no cover - every entry has one or the other

@@ -1,9 +1,11 @@
 """Policy forward with video, and the GRPO / TempSamp-R1 policy loss.
 
-`VideoPolicy` wraps a Qwen2.5-VL model so that ONE forward (the one accelerate/DDP/DeepSpeed wraps) runs the vision
-tower once per query, places the video features at the `<|video_pad|>` positions of every row of that query,
-computes the 3-D M-RoPE position ids (with `second_per_grid_ts`) and returns per-token log-probs of the completion
-tokens. Gradients reach the vision tower through this forward (unless it is frozen).
+`VideoPolicy` wraps a Qwen-VL model (Qwen2.5-VL, Qwen3-VL, Qwen3.5) so that ONE forward (the one
+accelerate/DDP/DeepSpeed wraps) runs the vision tower once per query, places the video features at the
+`<|video_pad|>` positions of every row of that query (Qwen3-VL: its DeepStack features too, added to the hidden
+states of the first decoder layers at the same positions), computes the 3-D M-RoPE position ids (with
+`second_per_grid_ts` where the family has it) and returns per-token log-probs of the completion tokens. Gradients
+reach the vision tower through this forward (unless it is frozen).
 
 `policy_loss` is the clipped importance-ratio surrogate of PPO/GRPO with an optional k3 KL penalty to a frozen
 reference (Shao et al. 2024, DeepSeekMath, eq. 3-4; Schulman's k3 estimator):
@@ -43,21 +45,27 @@ def selective_log_softmax(logits: torch.Tensor, index: torch.Tensor) -> torch.Te
     return torch.stack(out)
 
 
-def _video_features(hf, pixel_values_videos: torch.Tensor, video_grid_thw: torch.Tensor) -> list[torch.Tensor]:
-    """Vision-tower output per video (list of (tokens_v, hidden)); works with the 5.x return types."""
+def _video_features(hf, pixel_values_videos: torch.Tensor, video_grid_thw: torch.Tensor):
+    """Vision-tower output per video (list of (tokens_v, hidden)) and, for Qwen3-VL, its DeepStack features per
+    layer and video (list over layers of lists over videos; empty otherwise); works with the 5.x return types
+    (5.17 returns DeepStack features unsplit, 5.24 split per video)."""
     out = hf.model.get_video_features(pixel_values_videos, video_grid_thw)
     feats = getattr(out, "pooler_output", out)
-    if isinstance(feats, torch.Tensor):
-        merge = hf.config.vision_config.spatial_merge_size
-        sizes = (video_grid_thw.prod(-1) // merge**2).tolist()
-        return list(torch.split(feats, sizes))
-    return list(feats)
+    merge = hf.config.vision_config.spatial_merge_size
+    sizes = (video_grid_thw.prod(-1) // merge**2).tolist()
+
+    def per_video(x):
+        return list(torch.split(x, sizes)) if isinstance(x, torch.Tensor) else list(x)
+
+    deep = [per_video(layer) for layer in (getattr(out, "deepstack_features", None) or [])]
+    return per_video(feats), deep
 
 
 def rope_position_ids(hf, input_ids, attention_mask, video_grid_thw, second_per_grid_ts,
                       prompt_len: int | None = None) -> torch.Tensor:
-    """3-D M-RoPE position ids (3, B, L) of Qwen2.5-VL for rows with one video each. Vision placeholders count only
-    in the first `prompt_len` columns (a sampled completion may contain a placeholder id: it is text there)."""
+    """3-D M-RoPE position ids (3, B, L) for rows with one video each (Qwen2.5-VL: with `second_per_grid_ts`).
+    Vision placeholders count only in the first `prompt_len` columns (a sampled completion may contain a placeholder
+    id: it is text there)."""
     fn = hf.model.get_rope_index
     params = inspect.signature(fn).parameters
     kw = {
@@ -99,8 +107,9 @@ class VideoPolicy(nn.Module):
         hf = base_model(self.model)
         embeds = hf.get_input_embeddings()(input_ids)
         pos = None
+        deep: list = []
         if pixel_values_videos is not None:
-            feats = _video_features(hf, pixel_values_videos, video_grid_thw)
+            feats, deep = _video_features(hf, pixel_values_videos, video_grid_thw)
             if row_video is None:
                 row_video = torch.arange(input_ids.shape[0], device=input_ids.device)
             rows = [int(v) for v in row_video.tolist()]
@@ -114,16 +123,24 @@ class VideoPolicy(nn.Module):
                 )
             embeds = embeds.masked_scatter(mask.unsqueeze(-1), row_feats)
             pos = rope_position_ids(
-                hf, input_ids, attention_mask, video_grid_thw[row_video], second_per_grid_ts[row_video], prompt_len
+                hf, input_ids, attention_mask, video_grid_thw[row_video],
+                second_per_grid_ts[row_video] if second_per_grid_ts is not None else None, prompt_len
             )
-        out = hf(
-            inputs_embeds=embeds,
-            attention_mask=attention_mask,
-            position_ids=pos,
-            logits_to_keep=completion_len + 1,
-            use_cache=False,
-        )
-        logits = out.logits[:, :-1, :]
+        if deep:  # Qwen3-VL: the language model adds each layer's DeepStack features at the video positions
+            row_deep = [torch.cat([layer[v] for v in rows]).to(embeds.dtype) for layer in deep]
+            hidden = hf.model.language_model(inputs_embeds=embeds, attention_mask=attention_mask, position_ids=pos,
+                                             use_cache=False, visual_pos_masks=mask,
+                                             deepstack_visual_embeds=row_deep).last_hidden_state
+            logits = hf.lm_head(hidden[:, -(completion_len + 1):])[:, :-1, :]
+        else:
+            out = hf(
+                inputs_embeds=embeds,
+                attention_mask=attention_mask,
+                position_ids=pos,
+                logits_to_keep=completion_len + 1,
+                use_cache=False,
+            )
+            logits = out.logits[:, :-1, :]
         if temperature != 1.0:
             logits = logits / temperature
         return selective_log_softmax(logits, input_ids[:, -completion_len:])

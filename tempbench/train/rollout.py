@@ -55,16 +55,18 @@ def completion_ids(tokenizer, text: str, eos_id: int) -> list[int]:
 
 @dataclass
 class VideoInputs:
-    """Processed video of ONE query (Qwen2.5-VL inputs)."""
+    """Processed video of ONE query. Qwen2.5-VL carries `second_per_grid_ts` (its time axis); Qwen3-VL / Qwen3.5
+    have none (their time is the `<t seconds>` text already in the prompt ids)."""
 
     pixel_values_videos: torch.Tensor  # (N_patches, C * t * p * p)
     video_grid_thw: torch.Tensor  # (1, 3)
-    second_per_grid_ts: torch.Tensor  # (1,)
+    second_per_grid_ts: torch.Tensor | None = None  # (1,)
 
     @classmethod
     def from_dict(cls, d: dict) -> VideoInputs:
         grid = torch.as_tensor(d["video_grid_thw"]).reshape(-1, 3).long()
-        spg = torch.as_tensor(d["second_per_grid_ts"], dtype=torch.float32).reshape(-1)
+        spg = d.get("second_per_grid_ts")
+        spg = None if spg is None else torch.as_tensor(spg, dtype=torch.float32).reshape(-1)
         return cls(torch.as_tensor(d["pixel_values_videos"]), grid, spg)
 
 
@@ -92,12 +94,14 @@ class RolloutBatch:
     def video_kwargs(self, device=None) -> dict:
         """Video tensors of the batch, one entry per query (each video once), and the row -> video map."""
         v = self.videos
-        return {
+        out = {
             "pixel_values_videos": torch.cat([x.pixel_values_videos for x in v]).to(device),
             "video_grid_thw": torch.cat([x.video_grid_thw for x in v]).to(device),
-            "second_per_grid_ts": torch.cat([x.second_per_grid_ts for x in v]).to(device),
             "row_video": self.row_query.to(device),
         }
+        if all(x.second_per_grid_ts is not None for x in v):
+            out["second_per_grid_ts"] = torch.cat([x.second_per_grid_ts for x in v]).to(device)
+        return out
 
 
 def collate_rows(
@@ -174,7 +178,7 @@ def _accepts(fn, name: str) -> bool:
 
 
 def mm_token_type_ids(input_ids: torch.Tensor, config) -> torch.Tensor:
-    """0 for text, 1 for image placeholders, 2 for video placeholders (Qwen2.5-VL M-RoPE input)."""
+    """0 for text, 1 for image placeholders, 2 for video placeholders (the Qwen-VL M-RoPE input)."""
     t = torch.zeros_like(input_ids, dtype=torch.int32)
     t[input_ids == config.image_token_id] = 1
     t[input_ids == config.video_token_id] = 2
@@ -251,7 +255,7 @@ def sample_completions(
     ids = torch.tensor([list(prompt_ids)], dtype=torch.long, device=dev)
     gen_kwargs = _generate_kwargs(m, settings, eos, pad_id, synced_gpus)
     grid = video.video_grid_thw.to(dev)
-    spg = video.second_per_grid_ts.to(dev)
+    spg = video.second_per_grid_ts.to(dev) if video.second_per_grid_ts is not None else None
     pix = video.pixel_values_videos.to(dev)
     if encode_once:
         feats = m.model.get_video_features(pix, grid, return_dict=True)
@@ -262,10 +266,11 @@ def sample_completions(
     else:
         inputs = {"input_ids": ids.repeat(n, 1), "pixel_values_videos": torch.cat([pix] * n),
                   "video_grid_thw": grid.repeat(n, 1)}
-        spg = spg.repeat(n)
+        spg = spg.repeat(n) if spg is not None else None
         rows = n
     inputs["attention_mask"] = torch.ones_like(inputs["input_ids"])
-    inputs["second_per_grid_ts"] = spg
+    if spg is not None:
+        inputs["second_per_grid_ts"] = spg
     if _accepts(m.forward, "mm_token_type_ids"):
         inputs["mm_token_type_ids"] = mm_token_type_ids(inputs["input_ids"], m.config)
     was_training = m.training

@@ -1,17 +1,25 @@
-"""Qwen2-VL / Qwen2.5-VL through transformers (the exact path).
+"""Qwen2-VL / Qwen2.5-VL / Qwen3-VL / Qwen3.5 through transformers (the exact path).
 
 The tokenizer and model are loaded directly, not through `AutoProcessor` (which, in transformers 5 without
 torchvision, silently returns only a tokenizer). Per query:
 
 1. chat = one user message [video, text], no system message (the checkpoint's chat template adds its default one,
-   as in the published evaluations), `add_generation_prompt=True`;
-2. the clip's frames go through `tempbench.models.qwen.processor.process_video` (torch-only port of the Qwen2-VL
-   video processor) giving `pixel_values_videos`, `video_grid_thw` and `second_per_grid_ts` (= temporal_patch_size
-   / the SAMPLED fps; Qwen2.5-VL's M-RoPE spaces temporal position ids by `tokens_per_second * second_per_grid_ts`);
-3. the one `<|video_pad|>` of the chat is expanded to `t*h*w / merge_size**2` tokens;
+   if any, as in the published evaluations), `add_generation_prompt=True`;
+2. the clip's frames go through a torch-only port of the family's video pipeline:
+   - Qwen2-VL / Qwen2.5-VL: `tempbench.models.qwen.processor.process_video` -> `pixel_values_videos`,
+     `video_grid_thw` and `second_per_grid_ts` (= temporal_patch_size / the SAMPLED fps; Qwen2.5-VL's M-RoPE spaces
+     temporal position ids by `tokens_per_second * second_per_grid_ts`): time reaches the model as
+     `mrope-seconds` (Qwen2-VL: `frame-index-only`, its temporal ids count frame groups);
+   - Qwen3-VL / Qwen3.5 (MoE included): `tempbench.models.qwen.processor3.process_video3` -> `pixel_values_videos`,
+     `video_grid_thw` and each temporal patch's seconds (`tempbench.models.qwen.timestamps`: the stock formula from
+     the clip's source frame indices and source fps, option `timestamps="pts"` for decoded times): time reaches
+     the model as `text-timestamps`, `<t seconds>` before each patch;
+3. the one `<|video_pad|>` of the chat is expanded: Qwen2: to `t*h*w / merge_size**2` tokens; Qwen3: to the
+   per-patch blocks in the chosen `layout` (`tempbench.models.qwen.layout`: `release`, the reference, or
+   `transformers`, 2 tokens more); the count is checked after tokenisation;
 4. `mm_token_type_ids` (0 text, 1 image, 2 video) is passed: transformers 5.x computes 3-D position ids only when
    it is given, and silently falls back to 1-D positions otherwise; the 3-D position ids follow the models'
-   release definition (`tempbench.models.qwen.rope`), not the installed transformers version's variant;
+   release definition (`tempbench.models.qwen.rope`, `rope3`), not the installed transformers version's variant;
 5. batches are LEFT padded; decoding follows `GenerationSettings` exactly (greedy by default), not the checkpoint's
    own sampling defaults.
 """
@@ -31,54 +39,81 @@ from tempbench.models.base import GenerationSettings, ModelInput, zoo_info
 from tempbench.models.checkpoint import hub_revision, resolve_model_path, weights_fingerprint
 from tempbench.results import ModelIdentity
 
-QWEN_VL_TYPES = ("qwen2_vl", "qwen2_5_vl")
+QWEN2_TYPES = ("qwen2_vl", "qwen2_5_vl")
+QWEN3_TYPES = ("qwen3_vl", "qwen3_vl_moe", "qwen3_5", "qwen3_5_moe")
+QWEN_VL_TYPES = QWEN2_TYPES + QWEN3_TYPES
+MODEL_CLASSES = {"qwen2_vl": "Qwen2VLForConditionalGeneration", "qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration",
+                 "qwen3_vl": "Qwen3VLForConditionalGeneration", "qwen3_vl_moe": "Qwen3VLMoeForConditionalGeneration",
+                 "qwen3_5": "Qwen3_5ForConditionalGeneration", "qwen3_5_moe": "Qwen3_5MoeForConditionalGeneration"}
+# how the model learns when each frame was (run.json `model.info.time_convention`)
+TIME_CONVENTIONS = {"qwen2_vl": "frame-index-only", "qwen2_5_vl": "mrope-seconds",
+                    **{t: "text-timestamps" for t in QWEN3_TYPES}}
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # no fork warnings from the runner's prefetch
 
 
-def _default_video_processor(settings: Any, path: Path, vision_config: Any) -> Callable[[Any], dict]:
-    """`tempbench.models.qwen.processor.process_video` with the checkpoint's patch sizes and normalisation constants."""
+def _mean_std(path: Path, names: tuple[str, ...], default: tuple) -> tuple[tuple, tuple]:
+    """The checkpoint's normalisation constants: the first of `names` (processor configs) that has them."""
+    for name in names:
+        pre = path / name
+        if pre.is_file():
+            try:
+                d = json.loads(pre.read_text())
+            except ValueError as e:
+                raise TempbenchError(f"{pre}: invalid JSON ({e})") from e
+            if "image_mean" in d and "image_std" in d:
+                return tuple(d["image_mean"]), tuple(d["image_std"])
+    return default
+
+
+def _default_video_processor(settings: Any, path: Path, vision_config: Any, model_type: str = "qwen2_5_vl",
+                             timestamps: str = "frame-indices") -> Callable[[Any], dict]:
+    """The family's torch-only video processor with the checkpoint's patch sizes and normalisation constants."""
     try:
         from tempbench.models.qwen.processor import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, process_video
+        from tempbench.models.qwen.processor3 import QWEN3_MEAN, QWEN3_STD, process_video3
         from tempbench.video import VideoSettings
     except ImportError as e:  # pragma: no cover
         raise TempbenchError("tempbench.models.qwen.processor is not available", hint="install tempbench with [hf]") from e
 
     if settings is None:
         settings = VideoSettings()
-    mean, std = OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
-    pre = path / "preprocessor_config.json"
-    if pre.is_file():
-        try:
-            d = json.loads(pre.read_text())
-            mean, std = tuple(d.get("image_mean", mean)), tuple(d.get("image_std", std))
-        except ValueError as e:
-            raise TempbenchError(f"{pre}: invalid JSON ({e})") from e
+    qwen3 = model_type in QWEN3_TYPES
+    if qwen3:
+        mean, std = _mean_std(path, ("video_preprocessor_config.json", "preprocessor_config.json"),
+                              (QWEN3_MEAN, QWEN3_STD))
+    else:
+        mean, std = _mean_std(path, ("preprocessor_config.json",), (OPENAI_CLIP_MEAN, OPENAI_CLIP_STD))
     kw = dict(
-        patch_size=int(getattr(vision_config, "patch_size", 14)),
+        patch_size=int(getattr(vision_config, "patch_size", 16 if qwen3 else 14)),
         temporal_patch_size=int(getattr(vision_config, "temporal_patch_size", 2)),
         merge_size=int(getattr(vision_config, "spatial_merge_size", 2)),
         image_mean=mean,
         image_std=std,
     )
-
+    if qwen3:
+        return functools.partial(process_video3, settings=settings, timestamps=timestamps, **kw)
     return functools.partial(process_video, settings=settings, **kw)  # picklable: runs in prefetch processes
 
 
-def _load_chat_template(path: Path, tokenizer) -> str:
-    """The checkpoint's chat template: the tokenizer's, else chat_template.jinja/.json, else the Qwen-VL format."""
+def _load_chat_template(path: Path, tokenizer, model_type: str = "qwen2_5_vl") -> str:
+    """The checkpoint's chat template: the tokenizer's, else chat_template.jinja/.json, else the family's format."""
     if getattr(tokenizer, "chat_template", None):
         return tokenizer.chat_template
     if (path / "chat_template.jinja").is_file():
         return (path / "chat_template.jinja").read_text()
     if (path / "chat_template.json").is_file():
         return json.loads((path / "chat_template.json").read_text())["chat_template"]
+    if model_type in QWEN3_TYPES:
+        from tempbench.models.qwen.tiny3 import QWEN3_VL_CHAT_TEMPLATE
+
+        return QWEN3_VL_CHAT_TEMPLATE
     from tempbench.models.qwen.tiny import QWEN_VL_CHAT_TEMPLATE
 
     return QWEN_VL_CHAT_TEMPLATE
 
 
 class HFQwenVL:
-    """Qwen2-VL / Qwen2.5-VL through transformers (see module docstring)."""
+    """Qwen2-VL / Qwen2.5-VL / Qwen3-VL / Qwen3.5 through transformers (see module docstring)."""
 
     backend = "transformers"
     needs_video = True
@@ -97,62 +132,89 @@ class HFQwenVL:
         video_processor: Callable[[Any], dict] | None = None,
         name: str | None = None,
         rope_index: str = "reference",
+        timestamps: str = "frame-indices",
+        layout: str = "release",
+        trust_remote_code: bool = False,
+        time_hint: bool = False,
     ):
         import torch
+        import transformers
         from transformers import AutoConfig, AutoTokenizer
 
         path = resolve_model_path(model, revision, allow_download)
-        config = AutoConfig.from_pretrained(path)
+        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
         if config.model_type not in QWEN_VL_TYPES:
             raise TempbenchError(
-                f"{path}: model_type {config.model_type!r} is not Qwen2-VL / Qwen2.5-VL",
+                f"{path}: model_type {config.model_type!r} is not one of {', '.join(QWEN_VL_TYPES)}",
                 hint="use HFGenericVLM (best-effort) for other chat VLMs",
             )
+        cls = getattr(transformers, MODEL_CLASSES[config.model_type], None)
+        if cls is None:
+            raise TempbenchError(f"{path}: transformers {transformers.__version__} has no "
+                                 f"{MODEL_CLASSES[config.model_type]}", hint="upgrade transformers (5.x)")
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         dev = torch.device(device)
         torch_dtype = getattr(torch, dtype or ("bfloat16" if dev.type == "cuda" else "float32"))
-        if config.model_type == "qwen2_5_vl":
-            from transformers import Qwen2_5_VLForConditionalGeneration as cls
-        else:
-            from transformers import Qwen2VLForConditionalGeneration as cls
-        net = cls.from_pretrained(path, dtype=torch_dtype, attn_implementation=attn_implementation)
+        net = cls.from_pretrained(path, dtype=torch_dtype, attn_implementation=attn_implementation,
+                                  trust_remote_code=trust_remote_code)
         net.to(dev).eval()
-        tokenizer = AutoTokenizer.from_pretrained(path)
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        self.trust_remote_code = bool(trust_remote_code)
         self._setup(net, tokenizer, model_id=model, path=path, revision=hub_revision(path),
                     weights=weights_fingerprint(path), name=name,
                     generation=generation, video_settings=video_settings, video_processor=video_processor,
                     rope_index=rope_index, attn_implementation=attn_implementation,
-                    chat_template=_load_chat_template(path, tokenizer))
+                    chat_template=_load_chat_template(path, tokenizer, config.model_type), timestamps=timestamps,
+                    layout=layout, time_hint=time_hint)
 
     @classmethod
     def from_loaded(cls, model, tokenizer, *, name: str = "in-memory", revision: str | None = None,
                     generation: GenerationSettings | None = None, video_settings: Any = None,
                     video_processor: Callable[[Any], dict] | None = None, rope_index: str = "reference",
-                    chat_template: str | None = None) -> HFQwenVL:
+                    chat_template: str | None = None, timestamps: str = "frame-indices",
+                    layout: str = "release") -> HFQwenVL:
         """An adapter around an already loaded model + tokenizer (e.g. a policy during training, or a
         random-weight model built from `qwen2_5_vl_7b_config()` for speed measurements). The model's device and
         dtype are used as they are."""
         if model.config.model_type not in QWEN_VL_TYPES:
-            raise TempbenchError(f"model_type {model.config.model_type!r} is not Qwen2-VL / Qwen2.5-VL")
+            raise TempbenchError(f"model_type {model.config.model_type!r} is not one of {', '.join(QWEN_VL_TYPES)}")
         self = cls.__new__(cls)
         name_or_path = getattr(model.config, "_name_or_path", "") or name
         path = Path(name_or_path) if name_or_path and Path(name_or_path).is_dir() else None
         if chat_template is None:
-            chat_template = _load_chat_template(path or Path("/nonexistent"), tokenizer)
+            chat_template = _load_chat_template(path or Path("/nonexistent"), tokenizer, model.config.model_type)
         self._setup(model, tokenizer, model_id=name, path=path, revision=revision, weights=None, name=name,
                     generation=generation,
                     video_settings=video_settings, video_processor=video_processor, rope_index=rope_index,
                     attn_implementation=getattr(model.config, "_attn_implementation", None),
-                    chat_template=chat_template)
+                    chat_template=chat_template, timestamps=timestamps, layout=layout)
         return self
 
     def _setup(self, model, tokenizer, *, model_id, path, revision, weights, name, generation, video_settings,
-               video_processor, rope_index, attn_implementation, chat_template) -> None:
+               video_processor, rope_index, attn_implementation, chat_template, timestamps="frame-indices",
+               layout="release", time_hint=False) -> None:
         import torch
         import transformers
 
+        from tempbench.models.qwen.layout import LAYOUTS
+        from tempbench.models.qwen.timestamps import TIME_SOURCES
+
         config = model.config
+        self.qwen3 = config.model_type in QWEN3_TYPES
+        if timestamps not in TIME_SOURCES:
+            raise TempbenchError(f"timestamps={timestamps!r} is unknown", f"use one of: {', '.join(TIME_SOURCES)}")
+        if layout not in LAYOUTS:
+            raise TempbenchError(f"layout={layout!r} is unknown", f"use one of: {', '.join(LAYOUTS)}")
+        if not self.qwen3 and (timestamps != "frame-indices" or layout != "release"):
+            raise TempbenchError(f"timestamps / layout apply to Qwen3-VL and Qwen3.5, not {config.model_type}",
+                                 "Qwen2.5-VL takes its time from second_per_grid_ts (the sampled fps)")
+        self.timestamps = timestamps
+        self.layout = layout
+        if time_hint and TIME_CONVENTIONS[config.model_type] != "frame-index-only":
+            raise TempbenchError(f"--time-hint: {config.model_type} already reads frame times "
+                                 f"({TIME_CONVENTIONS[config.model_type]})", "drop --time-hint for this model")
+        self.time_hint = bool(time_hint)
         self.model_id = model_id
         self.path = path
         self.revision = revision
@@ -165,8 +227,8 @@ class HFQwenVL:
             video_settings = VideoSettings()
         self.video_settings = video_settings
         self._video_processor = video_processor or _default_video_processor(
-            video_settings, path or Path("/nonexistent"), getattr(config, "vision_config", None)
-        )
+            video_settings, path or Path("/nonexistent"), getattr(config, "vision_config", None), config.model_type,
+            timestamps)
         #: clip -> model video inputs; picklable when it is the default, so the runner can run it in worker processes
         self.video_preprocessor = self._video_processor
         self.model_type = config.model_type
@@ -179,9 +241,14 @@ class HFQwenVL:
             raise TempbenchError(f"rope_index must be 'reference' or 'transformers', got {rope_index!r}")
         self.rope_index = rope_index
         if rope_index == "reference":
-            from tempbench.models.qwen.rope import install_reference_rope_index
+            if self.qwen3:
+                from tempbench.models.qwen.rope3 import install_reference_rope_index3
 
-            install_reference_rope_index(model)
+                install_reference_rope_index3(model)
+            else:
+                from tempbench.models.qwen.rope import install_reference_rope_index
+
+                install_reference_rope_index(model)
         from tempbench.models.qwen.vision_attention import install_grouped_vision_attention
 
         # one batched SDPA call per distinct block length instead of one per block (same numbers, far fewer kernels)
@@ -194,6 +261,9 @@ class HFQwenVL:
         self.video_token = "<|video_pad|>"
         self.video_token_id = int(config.video_token_id)
         self.image_token_id = int(config.image_token_id)
+        self.time_convention = TIME_CONVENTIONS[config.model_type]
+        if self.time_hint:
+            self.time_convention = "text-timestamps (hint)"
         if tok.convert_tokens_to_ids(self.video_token) != self.video_token_id:
             raise TempbenchError(
                 f"{path}: tokenizer id of {self.video_token} ({tok.convert_tokens_to_ids(self.video_token)}) "
@@ -239,7 +309,15 @@ class HFQwenVL:
         rows: list[list[int]] = []
         pixel_values, grids, seconds = [], [], []
         for item in batch:
-            text = self.chat_text(item.prompt, item.clip is not None)
+            prompt = item.prompt
+            if self.time_hint and item.clip is not None:
+                from tempbench.models.hf_video import time_hint_text
+
+                times = item.clip.get("frame_times") if isinstance(item.clip, dict) else item.clip.timestamps
+                if times is None:
+                    raise TempbenchError(f"qid {item.qid}: --time-hint needs the frames' times")
+                prompt = time_hint_text(times) + "\n" + prompt
+            text = self.chat_text(prompt, item.clip is not None)
             if item.clip is not None:
                 if text.count(self.video_token) != 1:
                     raise TempbenchError(
@@ -252,13 +330,16 @@ class HFQwenVL:
                 if grid.shape[0] != 1:
                     raise TempbenchError(f"qid {item.qid}: expected one video, got grid {grid.tolist()}")
                 n = int(grid.prod()) // self.merge_size**2
-                text = text.replace(self.video_token, self.video_token * n)
+                if self.qwen3:
+                    text = self._expand_qwen3(text, v, grid, item)
+                else:
+                    text = text.replace(self.video_token, self.video_token * n)
+                    sp = v.get("second_per_grid_ts")
+                    if sp is None:
+                        sp = [self.temporal_patch_size / float(item.clip.fps)]
+                    seconds.append(torch.as_tensor(sp, dtype=torch.float32).reshape(-1))
                 pixel_values.append(torch.as_tensor(v["pixel_values_videos"]))
                 grids.append(grid)
-                sp = v.get("second_per_grid_ts")
-                if sp is None:
-                    sp = [self.temporal_patch_size / float(item.clip.fps)]
-                seconds.append(torch.as_tensor(sp, dtype=torch.float32).reshape(-1))
             ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
             if item.clip is not None:
                 got = sum(1 for t in ids if t == self.video_token_id)
@@ -284,6 +365,21 @@ class HFQwenVL:
             if self.model_type == "qwen2_5_vl":
                 out["second_per_grid_ts"] = torch.cat(seconds, 0)
         return out
+
+    def _expand_qwen3(self, text: str, v: dict, grid, item: ModelInput) -> str:
+        """The chat text with this video's `<t seconds>` blocks in the adapter's layout (its own times only)."""
+        from tempbench.models.qwen.layout import expand_video
+
+        times = v.get("timestamps")
+        t, h, w = (int(x) for x in grid[0].tolist())
+        if times is None or len(times) != t:
+            raise TempbenchError(f"qid {item.qid}: the processed video carries {None if times is None else len(times)}"
+                                 f" patch times for {t} temporal patches",
+                                 "Qwen3 videos need each patch's time: process clips with process_video3")
+        if v.get("time_source", self.timestamps) != self.timestamps:
+            raise TempbenchError(f"qid {item.qid}: video times from {v.get('time_source')!r}, the adapter uses "
+                                 f"{self.timestamps!r}")
+        return expand_video(text, times, h * w // self.merge_size**2, self.layout, pad=self.video_token)
 
     def _generation_config(self):
         from transformers import GenerationConfig
@@ -327,14 +423,21 @@ class HFQwenVL:
     def identity(self) -> ModelIdentity:
         """What produced the answers: the weights' fingerprint, dtype, attention, and the options that change
         answers (position ids, chat template); library versions and the device are recorded, not compared."""
+        options = {"rope_index": self.rope_index,
+                   "chat_template_sha256": hashlib.sha256(self.chat_template.encode()).hexdigest()}
+        if self.qwen3:  # which times the `<t seconds>` markers carry, and where the tokens go
+            options.update(timestamps=self.timestamps, layout=self.layout)
+        if self.time_hint:
+            options["time_hint"] = True
+        if getattr(self, "trust_remote_code", False):
+            options["trust_remote_code"] = True
         return ModelIdentity(
             spec=self.model_id, id=str(self.path) if self.path else self.model_id, backend=self.backend,
             revision=self.revision, weights=self.weights, model_type=self.model_type,
             dtype=str(self.dtype).replace("torch.", ""), attn_implementation=self.attn_implementation,
-            options={"rope_index": self.rope_index,
-                     "chat_template_sha256": hashlib.sha256(self.chat_template.encode()).hexdigest()},
+            options=options,
             info={"name": self.name, "device": str(self.device), "vision_attention": self.vision_attention,
-                  "versions": dict(self._versions), **zoo_info(self)},
+                  "time_convention": self.time_convention, "versions": dict(self._versions), **zoo_info(self)},
         )
 
     def close(self) -> None:

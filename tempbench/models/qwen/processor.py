@@ -197,8 +197,9 @@ def process_video(clip: Clip, settings: VideoSettings, patch_size: int = 14, tem
                   device: str | None = None) -> dict:
     """Model inputs for one decoded clip, as transformers' Qwen2-VL video processor + Qwen2.5-VL processor.
 
-    Returns ``pixel_values_videos`` (float32, (gt*gh*gw, 3*tp*ps*ps)), ``video_grid_thw`` (int64, (1, 3)) and
-    ``second_per_grid_ts`` ([temporal_patch_size / clip.fps]).  The per-frame size follows the whole-video pixel
+    Returns ``pixel_values_videos`` (float32, (gt*gh*gw, 3*tp*ps*ps)), ``video_grid_thw`` (int64, (1, 3)),
+    ``second_per_grid_ts`` ([temporal_patch_size / clip.fps]) and ``frame_times`` (the decoded times, for
+    ``--time-hint``).  The per-frame size follows the whole-video pixel
     budget of ``settings`` (see :func:`target_size`); resizing is bit-identical to torchvision's uint8 path.
     """
     import torch
@@ -222,6 +223,7 @@ def process_video(clip: Clip, settings: VideoSettings, patch_size: int = 14, tem
         "pixel_values_videos": pixel_values,
         "video_grid_thw": torch.tensor([[gt, gh, gw]], dtype=torch.int64),
         "second_per_grid_ts": [temporal_patch_size / clip.fps],
+        "frame_times": [float(t) for t in clip.timestamps],  # decoded times, for --time-hint
     }
 
 
