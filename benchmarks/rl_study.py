@@ -54,13 +54,26 @@ SCRIPT = Path(__file__).resolve()
 
 TASK = "synthetic-hard"
 START = "tiny-synthetic"
+# The start is pinned: tiny-synthetic as shipped by commit START_COMMIT (held-out mIoU 27.4 on synthetic-hard). The
+# shipped model may be replaced later; these weights stay reachable in git history (`--start`, `prepare_start`).
+START_COMMIT = "33e2f2486c7dc31901912a459b2283de0057bd7f"
+START_DIR = "tempbench/models/tiny_synthetic"
+START_FILES = {  # file -> sha256 of the start model's folder
+    "model.safetensors": "0d0472969b6667575f59c176b6ca0d417f672820c72959aa5b91a16190c8de72",
+    "config.json": "9c6728f935cc793921099a12185837491d0264ee0dd2715c876949f66cf49427",
+    "generation_config.json": "ea9f1cd1a17af62cbee8736e6bc2e898f365f65d688cfb1f0f532eb84d5aa565",
+    "preprocessor_config.json": "80441039a296b74d0c21890a8c36bb25edd5b0812ca543196c2252bac65d35d4",
+    "tokenizer.json": "61edd336f7e25d8b44737c438f34772f901d996c8a9660b31ab1b6c275a29610",
+    "tokenizer_config.json": "b6aff73c5b56642a4fe954a2b9a5cdb32cc3d8ff1fd94087f00f8e3c35546e1b",
+    "chat_template.jinja": "a0bc6f6fc7a29a80017a433e8f03a1cc1236e838a944a2d034295a60c4f2fddb",
+}
 PLAIN_PROMPT = "tempsamp-r1-plain"
 COT_PROMPT = "tempsamp-r1-cot"
 
 # the study's settings (fixed before the GPU runs; the smoke test shrinks the sizes, never the logic)
 STUDY = {
-    "task": TASK, "start": START, "train_offset": 4096, "n_train": 512, "epochs": 2, "batch": 8, "group": 4,
-    "lr": 5e-5, "beta": 0.04, "temperature": 1.0, "max_new_tokens": 48, "seeds": [0, 1, 2],
+    "task": TASK, "start": START, "train_offset": 4096, "n_train": 256, "epochs": 2, "batch": 8, "group": 4,
+    "lr": 1e-4, "beta": 0.04, "temperature": 1.0, "max_new_tokens": 48, "seeds": [0, 1, 2],
     "eval_splits": ["heldout", "val"], "eval_max_new_tokens": 48, "eval_cot_max_new_tokens": 64,
     "eval_batch": 64, "eval_limit": None,
     # the zoo's video settings of tiny-synthetic (the paper's: 2 fps, 3584 * 28 * 28 pixels per video)
@@ -88,7 +101,7 @@ EXTRAS = {
     "hybrid-cot": {"label": "TempSamp-R1 shaping, hybrid CoT (epoch 1 plain, epoch 2 CoT + format reward)",
                    "config": {"method": "tempsamp", "advantage.control": "shaping", "schedule.cot": "hybrid"}},
 }
-EVAL_RESERVE_S = {"rl": 45.0, "sft": 30.0, "hybrid": 75.0, "eval": 30.0}  # evaluation + write-up after training
+EVAL_RESERVE_S = {"rl": 60.0, "sft": 50.0, "hybrid": 110.0, "eval": 60.0}  # evaluation + write-up after training
 PACK_MARGIN_S = 20.0
 
 
@@ -163,6 +176,60 @@ def make_eval_splits(s: dict) -> None:
     log(f"data: synthetic-hard {', '.join(s['eval_splits'])} ready in {time.perf_counter() - t0:.1f} s")
 
 
+# ------------------------------------------------------------------------------------------------------- start
+
+
+def sha256_of(path: Path) -> str:
+    from tempbench.io import sha256_file
+
+    return sha256_file(path)
+
+
+def prepare_start(start: Path | None, work: Path, shipped: Path | None = None) -> tuple[Path, dict]:
+    """The study's start model as a folder `work/start`: every file of START_FILES with its pinned sha256.
+
+    `start`: a model folder, or a `model.safetensors` (its other files then come from the shipped tiny-synthetic
+    folder); None: the shipped tiny-synthetic folder (`shipped`, default the package's). Any file that is not the
+    pinned one stops the study with a one-line error that says how to get the start from git history."""
+    if shipped is None:
+        from tempbench.models.zoo import PACKAGE_MODELS
+
+        shipped = PACKAGE_MODELS / Path(START_DIR).name
+    if start is None:
+        sources, origin = {f: shipped / f for f in START_FILES}, "the shipped tiny-synthetic"
+    elif start.is_dir():
+        sources, origin = {f: start / f for f in START_FILES}, str(start)
+    else:
+        sources = {f: shipped / f for f in START_FILES}
+        sources["model.safetensors"] = start
+        origin = str(start)
+    weights_how = (f"extract the pinned weights with `git show {START_COMMIT}:{START_DIR}/model.safetensors > "
+                   "rl_study_start.safetensors` and pass --start rl_study_start.safetensors")
+    folder_how = (f"extract the pinned folder with `mkdir -p rl_study_start && git archive {START_COMMIT} {START_DIR}"
+                  " | tar -x -C rl_study_start --strip-components=3` and pass --start rl_study_start")
+    for name, src in sources.items():
+        if not src.is_file():
+            raise SystemExit(f"error: the study's start file {src} does not exist; "
+                             + (weights_how if name == "model.safetensors" else folder_how))
+        digest = sha256_of(src)
+        if digest != START_FILES[name]:
+            raise SystemExit(
+                f"error: the study starts from tiny-synthetic as of commit {START_COMMIT[:10]} ({name} sha256 "
+                f"{START_FILES[name][:10]}), but {origin} has {name} sha256 {digest[:10]} (replaced since?); "
+                + (weights_how if name == "model.safetensors" and (start is None or not start.is_dir())
+                   else folder_how))
+    folder = work / "start"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, src in sources.items():
+        dst = folder / name
+        if not (dst.is_file() and sha256_of(dst) == START_FILES[name]):
+            shutil.copyfile(src, dst)
+    info = {"name": START, "commit": START_COMMIT, "source": origin, "sha256": dict(START_FILES)}
+    log(f"start: {origin} -> {folder} (weights sha256 {START_FILES['model.safetensors'][:10]}, commit "
+        f"{START_COMMIT[:10]})")
+    return folder, info
+
+
 # ------------------------------------------------------------------------------------------------------- runs
 
 
@@ -187,9 +254,10 @@ def run_name(arm: str, seed: int | None, rerun: bool = False) -> str:
 
 
 def make_plan(arms: list[str], seeds: list[int], extras: list[str], reruns: list[tuple[str, int]],
-              start_eval: bool) -> list[RunPlan]:
+              start_eval: bool, more_seeds: list[int] | None = None) -> list[RunPlan]:
     """Priority order: the start's evaluation, then seed-major (every arm of seed 0, then seed 1, ...), the
-    extras (seed 0), the reruns."""
+    extras (seed 0), the reruns, then `more_seeds` seed-major: runs that fill the time left when the GPU is faster
+    than planned (the scheduler starts them only when they are predicted to end before the deadline)."""
     plan: list[RunPlan] = []
     if start_eval:
         plan.append(RunPlan("start", "start", 0, "eval", 0))
@@ -202,6 +270,11 @@ def make_plan(arms: list[str], seeds: list[int], extras: list[str], reruns: list
         kind = "sft" if arm == "sft" else ("hybrid" if arm in EXTRAS else "rl")
         plan.append(RunPlan(run_name(arm, seed, rerun=True), arm, seed, kind, len(plan),
                             rerun_of=run_name(arm, seed)))
+    for seed in more_seeds or []:
+        if seed in seeds:
+            raise SystemExit(f"error: seed {seed} is in both --seeds and --more-seeds")
+        for arm in arms:
+            plan.append(RunPlan(run_name(arm, seed), arm, seed, "sft" if arm == "sft" else "rl", len(plan)))
     return plan
 
 
@@ -209,11 +282,11 @@ def trainer_config(plan: RunPlan, s: dict, train_file: Path, videos: Path, out: 
     """The `tempbench train` configuration of one run (keys that differ from default_config.toml)."""
     arm = {**ARMS, **EXTRAS}[plan.arm]
     cfg = {
-        "model": s["start"], "task": TASK, "annotations": str(train_file), "videos": str(videos), "out": str(out),
+        "model": s["start_path"], "task": TASK, "annotations": str(train_file), "videos": str(videos), "out": str(out),
         "seed": plan.seed,
         "schedule.epochs": s["epochs"], "schedule.cot": "plain",
         "rollout.group_size": s["group"], "rollout.max_new_tokens": s["max_new_tokens"],
-        "rollout.temperature": s["temperature"],
+        "rollout.temperature": s["temperature"], "rollout.batch_generate": True,
         "loss.beta": s["beta"],
         "optim.lr": s["lr"], "optim.batch_size": s["batch"], "optim.grad_accum": 1, "optim.scheduler": "constant",
         "optim.warmup_steps": 0, "optim.weight_decay": 0.0, "optim.max_grad_norm": 1.0,
@@ -268,7 +341,7 @@ def worker_main(spec_path: Path) -> int:
                      "kind": plan.kind, "rerun_of": plan.rerun_of, "label": spec["label"], "device": device,
                      "settings": s, "deterministic": spec["deterministic"], "complete": False, "timings": {}}
     t0 = time.perf_counter()
-    model = s["start"]
+    model = s["start_path"]
     if plan.kind != "eval":
         from tempbench.train.config import load_config
         from tempbench.train.loop import train
@@ -441,6 +514,8 @@ def study_main(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
     os.environ["TEMPBENCH_HOME"] = str(work / "home")
+    start_dir, start_info = prepare_start(args.start, work)
+    s["start_path"], s["start_sha256"] = str(start_dir), START_FILES["model.safetensors"]
     deadline = WALL0 + args.deadline if args.deadline else 0.0
     archive = out / f"rl_study_{args.tag}.tar.gz"
     status_path = out / f"rl_study_{args.tag}.json"
@@ -455,7 +530,8 @@ def study_main(args) -> int:
     for a in arms + extras + [a for a, _ in reruns]:
         if a not in ARMS and a not in EXTRAS:
             raise SystemExit(f"error: unknown arm {a!r}; arms: {', '.join(ARMS)}; extras: {', '.join(EXTRAS)}")
-    plan = make_plan(arms, seeds, extras, reruns, not args.no_start_eval)
+    more = [int(x) for x in args.more_seeds.split(",") if x.strip()] if args.more_seeds else []
+    plan = make_plan(arms, seeds, extras, reruns, not args.no_start_eval, more)
     done_before = archived_runs([Path(d) for d in args.done or []])
     todo = [p for p in plan if p.name not in done_before]
 
@@ -476,7 +552,7 @@ def study_main(args) -> int:
         "tempbench_version": tempbench.__version__, "git_revision": git_revision(), "device": device,
         "cpu_count": os.cpu_count(), "versions": {"torch": torch.__version__}, "settings": s,
         "arms": {k: {"label": v["label"], "config": v["config"]} for k, v in {**ARMS, **EXTRAS}.items()},
-        "plan": [p.name for p in plan], "already_done": done_before, "parallel": args.parallel,
+        "start": start_info, "plan": [p.name for p in plan], "already_done": done_before, "parallel": args.parallel,
         "deadline_s": args.deadline, "deterministic": not args.nondeterministic,
         "runs": {}, "concurrency": [], "timings": {},
     }
@@ -580,7 +656,7 @@ def study_main(args) -> int:
         if deadline and now > deadline - PACK_MARGIN_S / 2:
             for r in running:
                 status["runs"][r.plan.name]["state"] = "preempted"
-                stop_worker(r)
+            stop_workers(running)
             for p in queue:
                 status["runs"][p.name] = {"state": "not started", "reason": "deadline"}
             queue.clear()
@@ -612,14 +688,27 @@ def start_worker(plan: RunPlan, s: dict, work: Path, train_file: Path, videos: P
 
 
 def stop_worker(r: Running) -> None:
-    try:
-        os.killpg(r.proc.pid, signal.SIGTERM)  # the worker's own process group (start_new_session)
-        r.proc.wait(timeout=15)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
+    stop_workers([r])
+
+
+def stop_workers(runs: list[Running], grace_s: float = 10.0) -> None:
+    """SIGTERM every worker's own process group (start_new_session) at once, then SIGKILL what is left after
+    `grace_s` in all: stopping many runs at the deadline costs one grace period, not one per run."""
+    for r in runs:
         try:
-            os.killpg(r.proc.pid, signal.SIGKILL)
+            os.killpg(r.proc.pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
+    end = time.time() + grace_s
+    for r in runs:
+        try:
+            r.proc.wait(timeout=max(0.1, end - time.time()))
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(r.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            r.proc.wait()
 
 
 # ------------------------------------------------------------------------------------------------------- prestudy
@@ -642,6 +731,8 @@ def prestudy_main(args) -> int:
     work = (args.work or out / "work").resolve()
     out.mkdir(parents=True, exist_ok=True)
     os.environ["TEMPBENCH_HOME"] = str(work / "home")
+    start_dir, start_info = prepare_start(args.start, work)
+    s["start_path"], s["start_sha256"] = str(start_dir), START_FILES["model.safetensors"]
     torch.set_num_threads(args.threads or torch.get_num_threads())
     train_file, videos, records = make_train_set(work, s, args.workers)
     if args.limit:
@@ -707,7 +798,7 @@ def prestudy_main(args) -> int:
         "produced_by": PRODUCED_BY + " prestudy", "command": " ".join(["benchmarks/rl_study.py", *sys.argv[1:]]),
         "tempbench_version": tempbench.__version__, "git_revision": git_revision(),
         "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
-        "start": s["start"], "task": TASK, "queries": f"the study's RL train queries (train seed videos "
+        "start": s["start"], "start_pin": start_info, "task": TASK, "queries": f"the study's RL train queries (train seed videos "
                                                       f"{s['train_offset']}..{s['train_offset'] + len(rows) - 1})",
         "group": g, "temperature": s["temperature"], "max_new_tokens": s["max_new_tokens"], "seed": args.seed,
         "video": s["video"], "n": len(rows), "study_group": s["group"], "summary": summary, "by_form": forms,
@@ -737,6 +828,8 @@ def probe_main(args) -> int:
     work = (args.work or Path("/tmp") / "rl-study-probe").resolve()
     out.mkdir(parents=True, exist_ok=True)
     os.environ["TEMPBENCH_HOME"] = str(work / "home")
+    start_dir, _ = prepare_start(args.start, work)
+    s["start_path"], s["start_sha256"] = str(start_dir), START_FILES["model.safetensors"]
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
     train_file, videos, _ = make_train_set(work, s, args.workers)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "CUBLAS_WORKSPACE_CONFIG": ":4096:8"}
@@ -788,6 +881,7 @@ def main(argv=None) -> int:
     st.add_argument("--tag", default="chunk", help="names the files in --out: rl_study_<tag>.tar.gz ...")
     st.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, of: {', '.join(ARMS)}")
     st.add_argument("--seeds", default=None, help="comma-separated (default: the study's 0,1,2)")
+    st.add_argument("--more-seeds", default="", help="comma-separated seeds run last, only as time allows")
     st.add_argument("--extra", default="", help=f"comma-separated extras (seed 0): {', '.join(EXTRAS)}")
     st.add_argument("--rerun", action="append", help="ARM:SEED again, as ARM-sSEED-rerun (reproducibility check)")
     st.add_argument("--done", action="append", help="folder (or archive) of earlier rl_study_*.tar.gz: skip their "
@@ -795,11 +889,14 @@ def main(argv=None) -> int:
     st.add_argument("--no-start-eval", action="store_true", help="do not evaluate the start checkpoint")
     st.add_argument("--parallel", type=int, default=max(1, min(14, (os.cpu_count() or 2) - 2)),
                     help="runs at once (one process each)")
-    st.add_argument("--deadline", type=float, default=530.0, help="seconds from the start by which every run "
+    st.add_argument("--deadline", type=float, default=500.0, help="seconds from the start by which every run "
                                                                    "has ended and the files are written; 0 = none")
     st.add_argument("--workers", type=int, default=default_workers, help="processes that generate the videos")
     st.add_argument("--nondeterministic", action="store_true", help="skip torch.use_deterministic_algorithms")
     st.add_argument("--smoke", action="store_true", help="CPU smoke test: tiny sizes (SMOKE), 2 seeds")
+    st.add_argument("--start", type=Path, default=None,
+                    help="the start model: a folder, or its model.safetensors (default: the shipped tiny-synthetic); "
+                         "checked against the pinned sha256 (START_FILES)")
 
     ps = sub.add_parser("prestudy", help="group-best IoU distribution of the start checkpoint")
     ps.add_argument("--out", type=Path, required=True)
@@ -810,6 +907,9 @@ def main(argv=None) -> int:
     ps.add_argument("--threads", type=int, default=0)
     ps.add_argument("--workers", type=int, default=default_workers)
     ps.add_argument("--smoke", action="store_true")
+    ps.add_argument("--start", type=Path, default=None,
+                    help="the start model: a folder, or its model.safetensors (default: the shipped tiny-synthetic); "
+                         "checked against the pinned sha256 (START_FILES)")
 
     pr = sub.add_parser("probe", help="steps/s at several concurrencies (optional, before `study`)")
     pr.add_argument("--out", type=Path, required=True)
@@ -819,6 +919,9 @@ def main(argv=None) -> int:
     pr.add_argument("--queries", type=int, default=64, help="train queries (the first epoch prepares them)")
     pr.add_argument("--workers", type=int, default=default_workers)
     pr.add_argument("--smoke", action="store_true")
+    pr.add_argument("--start", type=Path, default=None,
+                    help="the start model: a folder, or its model.safetensors (default: the shipped tiny-synthetic); "
+                         "checked against the pinned sha256 (START_FILES)")
 
     wk = sub.add_parser("worker", help="one run (started by `study`)")
     wk.add_argument("--spec", type=Path, required=True)

@@ -282,7 +282,8 @@ def assemble(runs: dict[str, Run], sources: list[dict], statuses: list[dict], pr
     methods = {}
     for arm in ARM_ORDER:
         seeds = {}
-        for seed in seeds_planned:
+        found = {r.seed for r in runs.values() if r.arm == arm and not r.rerun_of}  # --more-seeds runs too
+        for seed in sorted(set(seeds_planned) | found):
             r = runs.get(f"{arm}-s{seed}")
             if r is None:
                 continue

@@ -93,7 +93,7 @@ def test_the_trainer_ran_each_arm_as_configured(smoke):
     for arm, (method, control) in want.items():
         cfg = tomllib.loads((runs / f"{arm}-s1" / "train" / "train_config.toml").read_text())
         assert cfg["method"] == method and cfg["seed"] == 1 and cfg["schedule"]["cot"] == "plain"
-        assert cfg["rollout"]["group_size"] == 3 and cfg["optim"]["lr"] == 5e-5 and cfg["loss"]["beta"] == 0.04
+        assert cfg["rollout"]["group_size"] == 3 and cfg["optim"]["lr"] == 1e-4 and cfg["loss"]["beta"] == 0.04
         if control:
             assert cfg["advantage"]["control"] == control
         log = [json.loads(x) for x in (runs / f"{arm}-s1" / "train" / "train_log.jsonl").read_text().splitlines()]
@@ -192,8 +192,12 @@ def test_plan_order_and_names():
                                       "grpo-s0-rerun"]
     assert [p.kind for p in plan] == ["eval", "rl", "sft", "rl", "sft", "hybrid", "rl"]
     assert plan[-1].rerun_of == "grpo-s0" and [p.priority for p in plan] == list(range(7))
+    more = rl.make_plan(["grpo", "sft"], [0], ["hybrid-cot"], [], start_eval=False, more_seeds=[3])
+    assert [p.name for p in more] == ["grpo-s0", "sft-s0", "hybrid-cot-s0", "grpo-s3", "sft-s3"]
+    with pytest.raises(SystemExit):
+        rl.make_plan(["grpo"], [0, 1], [], [], start_eval=False, more_seeds=[1])
     s = rl.study_settings(False)
-    assert s["steps"] == 128 and s["group"] == 4 and s["n_train"] == 512 and s["batch"] == 8
+    assert s["steps"] == 64 and s["group"] == 4 and s["n_train"] == 256 and s["batch"] == 8
 
 
 def _comparison(diffs, pooled, p_holm):
@@ -216,3 +220,59 @@ def test_verdict_rules():
     assert rep.seeds_needed(_comparison([1.0, 2.0, 3.0], 2.0, 0.1), 2.7, "mIoU") == 2
     empty = {"methods": {a: {"seeds": {}} for a in ARMS}, "missing": ["grpo-s0"], "comparisons": {}}
     assert rep.verdict(empty)["status"] == "pending"
+
+
+# ------------------------------------------------------------------------------------------------ the pinned start
+
+
+def test_start_is_pinned_and_reachable_in_git(tmp_path):
+    """The start folder is built only from the pinned files; a replaced shipped model stops the study with a one-line
+    error that names the commit holding the pinned weights; --start with the extracted weights then works."""
+    rl = _load(STUDY, "rl_study_under_test")
+    package = REPO / rl.START_DIR
+    if any(rl.sha256_of(package / f) != h for f, h in rl.START_FILES.items() if (package / f).is_file()):
+        shipped = tmp_path / "pinned"  # the shipped model was replaced: rebuild the pinned one from git
+        shipped.mkdir()
+        for f in rl.START_FILES:
+            blob = subprocess.run(["git", "show", f"{rl.START_COMMIT}:{rl.START_DIR}/{f}"], cwd=REPO,
+                                  capture_output=True, check=True).stdout
+            (shipped / f).write_bytes(blob)
+    else:
+        shipped = package
+    fake = tmp_path / "shipped"
+    fake.mkdir()
+    for f in rl.START_FILES:
+        (fake / f).write_bytes((shipped / f).read_bytes())
+    folder, info = rl.prepare_start(None, tmp_path / "w1", shipped=fake)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(rl.START_FILES)
+    assert info["commit"] == rl.START_COMMIT and info["sha256"] == rl.START_FILES
+    weights = tmp_path / "start.safetensors"
+    weights.write_bytes((fake / "model.safetensors").read_bytes())
+    (fake / "model.safetensors").write_bytes(b"a better model")
+    with pytest.raises(SystemExit) as e:
+        rl.prepare_start(None, tmp_path / "w2", shipped=fake)
+    msg = str(e.value)
+    assert "\n" not in msg and f"git show {rl.START_COMMIT}:{rl.START_DIR}/model.safetensors" in msg
+    assert "--start" in msg
+    folder, info = rl.prepare_start(weights, tmp_path / "w3", shipped=fake)
+    assert rl.sha256_of(folder / "model.safetensors") == rl.START_FILES["model.safetensors"]
+    assert info["source"] == str(weights)
+    (fake / "config.json").write_text("{}")  # a replaced configuration: the whole folder must come from git
+    with pytest.raises(SystemExit) as e:
+        rl.prepare_start(weights, tmp_path / "w4", shipped=fake)
+    assert f"git archive {rl.START_COMMIT} {rl.START_DIR}" in str(e.value)
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"x")
+    with pytest.raises(SystemExit):
+        rl.prepare_start(bad, tmp_path / "w5", shipped=shipped)
+
+
+def test_pinned_start_is_in_git_history():
+    rl = _load(STUDY, "rl_study_under_test")
+    proc = subprocess.run(["git", "show", f"{rl.START_COMMIT}:{rl.START_DIR}/model.safetensors"], cwd=REPO,
+                          capture_output=True)
+    if proc.returncode != 0:
+        pytest.skip("no git history here (a copy of the tree)")
+    import hashlib
+
+    assert hashlib.sha256(proc.stdout).hexdigest() == rl.START_FILES["model.safetensors"]

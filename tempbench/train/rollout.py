@@ -323,13 +323,22 @@ def sample_completions_batch(
         att[i, width - len(pr):] = 1
     videos = [it.video for it in items for _ in range(n)]
     inputs = {"input_ids": ids.to(dev), "attention_mask": att.to(dev),
-              "video_grid_thw": torch.cat([v.video_grid_thw.to(dev) for v in videos]),
-              "second_per_grid_ts": torch.cat([v.second_per_grid_ts.to(dev) for v in videos])}
+              "video_grid_thw": torch.cat([v.video_grid_thw.to(dev) for v in videos])}
+    if all(v.second_per_grid_ts is not None for v in videos):  # Qwen2.5-VL's time axis (Qwen3-VL: none)
+        inputs["second_per_grid_ts"] = torch.cat([v.second_per_grid_ts.to(dev) for v in videos])
+    feats = None
     if encode_once:
         grid = torch.cat([it.video.video_grid_thw.to(dev) for it in items])
         feats = m.model.get_video_features(torch.cat([it.video.pixel_values_videos.to(dev) for it in items]), grid,
                                            return_dict=True)
-        per_query = list(feats.pooler_output)
+        if getattr(feats, "deepstack_features", None):  # Qwen3-VL: DeepStack taps are per row too; use pixels
+            feats = None
+    if feats is not None:
+        per_query = feats.pooler_output
+        if isinstance(per_query, torch.Tensor):  # unsplit: tokens of all videos in one tensor
+            merge = m.config.vision_config.spatial_merge_size
+            per_query = torch.split(per_query, (grid.prod(-1) // merge**2).tolist())
+        per_query = list(per_query)
         if len(per_query) != len(items):
             raise RuntimeError(f"the vision tower returned {len(per_query)} videos for {len(items)} queries")
         inputs["mm_encoder_outputs"] = {"video": type(feats)(pooler_output=[per_query[q] for q in range(len(items))
