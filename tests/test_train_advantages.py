@@ -11,6 +11,7 @@ from tempbench.train.advantages import (
     AdvantageSettings,
     group_advantages,
     group_normalise,
+    on_policy_groups,
     shape_reward,
     skewness,
 )
@@ -79,6 +80,18 @@ def test_constant_group_gives_zero_and_unknown_control_fails():
     assert np.allclose(group_advantages([0.0, 0.0, 0.0, 0.0], AdvantageSettings("none")), 0.0)
     with pytest.raises(ValueError, match="unknown off-policy control"):
         group_advantages(GROUP, AdvantageSettings("bogus"))
+
+
+def test_on_policy_groups_counts_all_zero_groups_without_the_gt_row():
+    # 3 queries: q0 on-policy 0, 0 + GT 1 (all zero), q1 0, 0.6 + GT 1, q2 0.2, 0.9 + GT 1
+    acc = [0.0, 0.0, 1.0, 0.0, 0.6, 1.0, 0.2, 0.9, 1.0]
+    rq = [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    gt = [False, False, True] * 3
+    zero, best = on_policy_groups(acc, rq, gt)
+    assert zero == pytest.approx(1 / 3) and best == pytest.approx((0.0 + 0.6 + 0.9) / 3)
+    # GRPO (no GT row): the same counts over all rows
+    assert on_policy_groups([0.0, 0.0, 0.5, 0.0], [0, 0, 1, 1], [False] * 4) == (0.5, 0.25)
+    assert on_policy_groups([1.0], [0], [True]) == (None, None)  # SFT-like: no on-policy row
 
 
 def test_skewness():

@@ -115,6 +115,27 @@ def test_tempsamp_raises_log_prob_of_gt_answer(tiny_path):
     assert recs[-1]["kl"] > 0 and tr.ref_model is not None
 
 
+def test_batch_generate_step(tiny_path):
+    """`rollout.batch_generate = true`: a micro-step of two queries sampled in one generate call trains as usual."""
+    tr = _trainer(tiny_path, method="tempsamp", **{"optim.lr": 1e-3, "rollout.group_size": 3, "optim.batch_size": 2,
+                                                   "rollout.batch_generate": True})
+    item = _fixed_item(tr)
+    other = tr.make_item({**item.record, "qid": 1, "query": "a person sits down on the chair"}, "grounding", False,
+                         clip=_clip())
+    recs = [tr.step([item, other], "grounding", False) for _ in range(3)]
+    assert all(r["gen_tokens"] > 0 and r["reward_gt"] == pytest.approx(1.0) for r in recs)
+    assert recs[-1]["gt_logp"] > recs[0]["gt_logp"] and 0.0 <= recs[0]["zero_groups"] <= 1.0
+    assert tr.global_step == 3
+
+
+def _clip():
+    from tempbench.video import Clip
+
+    rng = np.random.default_rng(1)
+    return Clip(frames=rng.integers(0, 256, (6, 56, 84, 3), dtype=np.uint8), timestamps=np.arange(6) / 2, fps=2.0,
+                duration=3.0, source_fps=2.0, path="fixed-2")
+
+
 def test_grpo_raises_mean_reward(tiny_path):
     """Plain GRPO (no GT row) on a dense synthetic reward: share of completion tokens with id < 300."""
     import torch
@@ -187,8 +208,9 @@ def test_train_end_to_end_checkpoints_resume_and_plots(tiny_path, synth, tmp_pat
     assert [r["phase"] for r in log] == ["plain", "plain", "cot", "cot"]  # hybrid CoT schedule
     assert all(r["format_rate"] is None for r in log[:2]) and all(r["format_rate"] is not None for r in log[2:])
     for key in ("loss", "kl", "lr", "reward_on_mean", "reward_on_std", "reward_gt", "adv_skew", "top1_iou",
-                "tokens_per_s"):
+                "zero_groups", "best_on_mean", "tokens_per_s"):
         assert key in log[0]
+    assert all(0.0 <= r["zero_groups"] <= 1.0 and 0.0 <= r["best_on_mean"] <= 1.0 for r in log)
     ck2, ck4 = out_a / "checkpoint-2", out_a / "checkpoint-4"
     for ck in (ck2, ck4):
         assert {"config.json", "model.safetensors", "tokenizer.json", "train_config.toml",

@@ -22,6 +22,7 @@ from tempbench.train.rollout import (  # noqa: E402
     gt_answer_text,
     mm_token_type_ids,
     sample_completions,
+    sample_completions_batch,
 )
 from tempbench.train.sft import sft_batch, sft_loss  # noqa: E402
 from tempbench.video import Clip, VideoSettings  # noqa: E402
@@ -188,6 +189,42 @@ def test_encode_once_and_repeated_pixels_sample_the_same(tiny):
     assert len(once) == 3 and all(0 < len(c) <= 8 for c in once)
     # vision placeholders are never sampled
     assert not any(t in (tiny.model.config.video_token_id, tiny.model.config.image_token_id) for c in once for t in c)
+
+
+@pytest.mark.parametrize("encode_once", [True, False])
+def test_batched_sampling_equals_one_call_per_query(tiny, encode_once):
+    """`rollout.batch_generate`: the queries of a micro-step in one generate call (left-padded prompts of
+    different lengths, different videos; the vision tower once per query, or pixel values per row) answer
+    greedily exactly as one call per query does."""
+    tok = tiny.tokenizer
+    eos = eos_ids(tiny.model, tok)
+    a, _ = make_item(tiny, make_clip(4, 56, 56, 6), "the door opens", qid=0)
+    b, _ = make_item(tiny, make_clip(8, 56, 84, 7), "a person sits down on the chair", qid=1)
+    c, _ = make_item(tiny, make_clip(6, 84, 56, 8), "someone laughs", qid=2)
+    assert len({len(a.prompt_ids), len(b.prompt_ids), len(c.prompt_ids)}) == 3
+    greedy = SamplingSettings(max_new_tokens=8, do_sample=False)
+    one = [sample_completions(tiny.model, it.prompt_ids, it.video, 2, greedy, eos, tiny.pad_token_id)
+           for it in (a, b, c)]
+    together = sample_completions_batch(tiny.model, [a, b, c], 2, greedy, eos, tiny.pad_token_id,
+                                        encode_once=encode_once)
+    assert together == one and all(len(rows) == 2 for rows in together)
+    assert len({tuple(rows[0]) for rows in together}) > 1  # the answers depend on the query and video
+    # sampling: n rows per query, cut after EOS, never a vision placeholder; the rollout keeps its layout
+    s = SamplingSettings(max_new_tokens=6)
+    torch.manual_seed(0)
+    sampled = sample_completions_batch(tiny.model, [a, b], 3, s, eos, tiny.pad_token_id, encode_once=encode_once)
+    assert [len(rows) for rows in sampled] == [3, 3]
+    assert all(0 < len(r) <= 6 for rows in sampled for r in rows)
+    assert not any(t in (tiny.model.config.video_token_id, tiny.model.config.image_token_id)
+                   for rows in sampled for r in rows for t in r)
+    gts = [gt_answer_text(a.record), gt_answer_text(b.record)]
+    torch.manual_seed(0)
+    batch = build_rollout(tiny.model, tok, [a, b], 3, True, gts, s, tiny.pad_token_id, eos, batch_generate=True)
+    assert batch.row_query.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+    assert batch.is_gt.tolist() == [False, False, False, True] * 2
+    assert batch.texts[3] == gts[0] and batch.texts[7] == gts[1]
+    assert [batch.completion_ids[i, : len(sampled[i // 4][i % 4])].tolist() for i in (0, 1, 2, 4, 5, 6)] == [
+        sampled[0][0], sampled[0][1], sampled[0][2], sampled[1][0], sampled[1][1], sampled[1][2]]
 
 
 @pytest.mark.parametrize("freeze", [False, True])

@@ -22,6 +22,7 @@ from tempbench.train.rollout import (  # noqa: E402
     eos_ids,
     mm_token_type_ids,
     sample_completions,
+    sample_completions_batch,
 )
 from tempbench.video import Clip, VideoSettings  # noqa: E402
 
@@ -152,6 +153,20 @@ def test_encode_once_and_repeated_pixels_sample_the_same(adapters, family):
     rep = sample_completions(a.model, item.prompt_ids, item.video, 3, s, eos, a.pad_token_id, encode_once=False)
     assert once == rep and len(once) == 3
     assert not any(t in (a.video_token_id, a.image_token_id) for c in once for t in c)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_batched_sampling_equals_one_call_per_query(adapters, family):
+    """`rollout.batch_generate` on Qwen3-VL / Qwen3.5 (no second_per_grid_ts; Qwen3-VL's DeepStack taps): two
+    left-padded queries in one generate call answer greedily as one call per query does."""
+    a = adapters[family]
+    eos = eos_ids(a.model, a.tokenizer)
+    qa, _ = make_item(a, make_clip(4, 64, 64, seed=1), "the door opens", 0)
+    qb, _ = make_item(a, make_clip(6, 64, 96, src_fps=25.0, total=300, seed=2), "a person sits down on the chair", 1)
+    assert len(qa.prompt_ids) != len(qb.prompt_ids)
+    greedy = SamplingSettings(max_new_tokens=6, do_sample=False)
+    one = [sample_completions(a.model, it.prompt_ids, it.video, 2, greedy, eos, a.pad_token_id) for it in (qa, qb)]
+    assert sample_completions_batch(a.model, [qa, qb], 2, greedy, eos, a.pad_token_id) == one
 
 
 def _trainer(path, **over):

@@ -100,6 +100,22 @@ def group_advantages(
     return adv
 
 
+def on_policy_groups(accuracy: Sequence[float] | np.ndarray, row_query: Sequence[int] | np.ndarray,
+                     is_gt: Sequence[bool] | np.ndarray) -> tuple[float | None, float | None]:
+    """(fraction of groups whose on-policy rows all scored 0, mean over groups of the best on-policy score) of one
+    micro-step's rows; `row_query[i]` names row i's group (query), `is_gt[i]` marks the off-policy row (left out).
+    A group whose on-policy rows all score 0 gives GRPO no signal (every advantage is 0): the regime where
+    TempSamp-R1's ground-truth row is the only guidance. (None, None) when no row is on-policy."""
+    acc = np.asarray(accuracy, dtype=np.float64)
+    rq = np.asarray(row_query)
+    on = ~np.asarray(is_gt, dtype=bool)
+    groups = np.unique(rq[on])
+    if groups.size == 0:
+        return None, None
+    best = np.array([acc[on & (rq == q)].max() for q in groups])
+    return float(np.mean(best <= 0.0)), float(best.mean())
+
+
 def skewness(x: Sequence[float] | np.ndarray) -> float:
     """Sample skewness (Fisher-Pearson, biased): mean((x - m)^3) / std^3; 0 for constant input."""
     x = np.asarray(x, dtype=np.float64)

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from tempbench.errors import TempbenchError
-from tempbench.train.advantages import AdvantageSettings, group_advantages, skewness
+from tempbench.train.advantages import AdvantageSettings, group_advantages, on_policy_groups, skewness
 from tempbench.train.config import DEEPSPEED_ZERO3_PATH, dump_toml, group_size, load_config
 from tempbench.train.rewards import RewardParts, score_completion
 
@@ -378,7 +378,8 @@ class Trainer:
         n_sampled = self.G - 1 if add_gt else self.G
         model = self.unwrapped_model()
         batch = build_rollout(model, self.tokenizer, items, n_sampled, add_gt, gt_texts, self.sampling, self.pad_id,
-                              self.eos, synced_gpus=self.zero3)
+                              self.eos, synced_gpus=self.zero3,
+                              batch_generate=bool(self.cfg["rollout"]["batch_generate"]))
         parts = [self.reward_fn(t, items[int(q)].record, kind, cot) for t, q in zip(batch.texts, batch.row_query)]
         acc = np.array([p.accuracy for p in parts])
         fmt = np.array([p.format if p.format is not None else np.nan for p in parts])
@@ -473,6 +474,7 @@ class Trainer:
         if info:
             on = ~gt
             r, a, ac, fmt = info["reward"], info["advantage"], info["accuracy"], info["format"]
+            zero_groups, best_on = on_policy_groups(ac, batch.row_query.numpy(), gt)
             rec.update({
                 "reward_on_mean": float(r[on].mean()) if on.any() else None,
                 "reward_on_std": float(r[on].std(ddof=1)) if on.sum() > 1 else 0.0,
@@ -481,6 +483,8 @@ class Trainer:
                 "adv_mean_on": float(a[on].mean()) if on.any() else None,
                 "adv_gt": float(a[gt].mean()) if gt.any() else None,
                 "adv_skew": skewness(a),
+                "zero_groups": zero_groups,  # fraction of queries whose on-policy rows all scored 0
+                "best_on_mean": best_on,  # mean over queries of the best on-policy IoU
                 # top-1: the on-policy completion the model is most confident in (highest mean token log-prob)
                 "top1_iou": float(ac[on][int(np.argmax(mean_lp[on]))]) if on.any() else None,
                 "format_rate": (float(np.nanmean(fmt[on])) if on.any() and not np.isnan(fmt[on]).all() else None),

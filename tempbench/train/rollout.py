@@ -209,6 +209,25 @@ def cut_at_eos(tokens: Sequence[int], eos: Sequence[int], pad_id: int | None = N
     return out
 
 
+def _generate_kwargs(m, settings: SamplingSettings, eos: Sequence[int], pad_id: int, synced_gpus: bool) -> dict:
+    """`generate` options of a rollout: sampling settings, EOS, padding, no vision placeholders."""
+    gen_kwargs = {
+        "max_new_tokens": settings.max_new_tokens,
+        "do_sample": settings.do_sample,
+        "pad_token_id": pad_id,
+        "eos_token_id": list(eos),
+        # never sample vision placeholders: they would be read as video/image slots in the loss forward
+        "suppress_tokens": [int(m.config.image_token_id), int(m.config.video_token_id)],
+    }
+    if settings.do_sample:
+        gen_kwargs.update(temperature=settings.temperature, top_p=settings.top_p, top_k=settings.top_k)
+    if settings.min_new_tokens > 0:
+        gen_kwargs["min_new_tokens"] = settings.min_new_tokens
+    if synced_gpus:
+        gen_kwargs["synced_gpus"] = True
+    return gen_kwargs
+
+
 @torch.no_grad()
 def sample_completions(
     model,
@@ -234,20 +253,7 @@ def sample_completions(
     if encode_once is None:
         encode_once = _accepts(m.forward, "mm_encoder_outputs")
     ids = torch.tensor([list(prompt_ids)], dtype=torch.long, device=dev)
-    gen_kwargs = {
-        "max_new_tokens": settings.max_new_tokens,
-        "do_sample": settings.do_sample,
-        "pad_token_id": pad_id,
-        "eos_token_id": list(eos),
-        # never sample vision placeholders: they would be read as video/image slots in the loss forward
-        "suppress_tokens": [int(m.config.image_token_id), int(m.config.video_token_id)],
-    }
-    if settings.do_sample:
-        gen_kwargs.update(temperature=settings.temperature, top_p=settings.top_p, top_k=settings.top_k)
-    if settings.min_new_tokens > 0:
-        gen_kwargs["min_new_tokens"] = settings.min_new_tokens
-    if synced_gpus:
-        gen_kwargs["synced_gpus"] = True
+    gen_kwargs = _generate_kwargs(m, settings, eos, pad_id, synced_gpus)
     grid = video.video_grid_thw.to(dev)
     spg = video.second_per_grid_ts.to(dev) if video.second_per_grid_ts is not None else None
     pix = video.pixel_values_videos.to(dev)
@@ -280,6 +286,80 @@ def sample_completions(
     return [cut_at_eos(s[p:].tolist(), eos, pad_id) for s in seqs]
 
 
+@torch.no_grad()
+def sample_completions_batch(
+    model,
+    items: Sequence[QueryItem],
+    n: int,
+    settings: SamplingSettings,
+    eos: Sequence[int],
+    pad_id: int,
+    synced_gpus: bool = False,
+    encode_once: bool | None = None,
+) -> list[list[list[int]]]:
+    """n sampled completions for EACH of several queries in ONE `generate` call (`rollout.batch_generate`).
+
+    Rows are every query's prompt n times (a query's rows contiguous), left-padded to one length, with the
+    attention mask that M-RoPE and the cache read. Videos: with `mm_encoder_outputs` (transformers 5.2x,
+    `encode_once=None` picks it when available) the vision tower runs once per query and each row gets its query's
+    features; otherwise each row carries its query's pixel values (`torch.cat` in row order, whole videos). Small
+    models are bound by the launch cost of each decoding step, so one call for the whole micro-step replaces
+    `len(items)` calls. Returns, per query, n token lists cut after EOS."""
+    if n <= 0 or not items:
+        return [[] for _ in items]
+    if not settings.do_sample and n > 1:  # greedy: n identical rows
+        one = sample_completions_batch(model, items, 1, settings, eos, pad_id, synced_gpus, encode_once)
+        return [[list(rows[0]) for _ in range(n)] for rows in one]
+    m = base_model(model)
+    dev = next(m.parameters()).device
+    if encode_once is None:
+        encode_once = _accepts(m.forward, "mm_encoder_outputs")
+    prompts = [list(it.prompt_ids) for it in items for _ in range(n)]
+    width = max(len(x) for x in prompts)
+    ids = torch.full((len(prompts), width), int(pad_id), dtype=torch.long)
+    att = torch.zeros((len(prompts), width), dtype=torch.long)
+    for i, pr in enumerate(prompts):
+        ids[i, width - len(pr):] = torch.tensor(pr, dtype=torch.long)
+        att[i, width - len(pr):] = 1
+    videos = [it.video for it in items for _ in range(n)]
+    inputs = {"input_ids": ids.to(dev), "attention_mask": att.to(dev),
+              "video_grid_thw": torch.cat([v.video_grid_thw.to(dev) for v in videos])}
+    if all(v.second_per_grid_ts is not None for v in videos):  # Qwen2.5-VL's time axis (Qwen3-VL: none)
+        inputs["second_per_grid_ts"] = torch.cat([v.second_per_grid_ts.to(dev) for v in videos])
+    feats = None
+    if encode_once:
+        grid = torch.cat([it.video.video_grid_thw.to(dev) for it in items])
+        feats = m.model.get_video_features(torch.cat([it.video.pixel_values_videos.to(dev) for it in items]), grid,
+                                           return_dict=True)
+        if getattr(feats, "deepstack_features", None):  # Qwen3-VL: DeepStack taps are per row too; use pixels
+            feats = None
+    if feats is not None:
+        per_query = feats.pooler_output
+        if isinstance(per_query, torch.Tensor):  # unsplit: tokens of all videos in one tensor
+            merge = m.config.vision_config.spatial_merge_size
+            per_query = torch.split(per_query, (grid.prod(-1) // merge**2).tolist())
+        per_query = list(per_query)
+        if len(per_query) != len(items):
+            raise RuntimeError(f"the vision tower returned {len(per_query)} videos for {len(items)} queries")
+        inputs["mm_encoder_outputs"] = {"video": type(feats)(pooler_output=[per_query[q] for q in range(len(items))
+                                                                            for _ in range(n)])}
+    else:
+        inputs["pixel_values_videos"] = torch.cat([v.pixel_values_videos.to(dev) for v in videos])
+    if _accepts(m.forward, "mm_token_type_ids"):
+        inputs["mm_token_type_ids"] = mm_token_type_ids(inputs["input_ids"], m.config)
+    was_training = m.training
+    m.eval()
+    try:
+        out = m.generate(**inputs, **_generate_kwargs(m, settings, eos, pad_id, synced_gpus))
+    finally:
+        m.train(was_training)
+    seqs = out if isinstance(out, torch.Tensor) else out.sequences
+    if seqs.shape[0] != len(prompts):
+        raise RuntimeError(f"generate returned {seqs.shape[0]} sequences for {len(prompts)} rows")
+    tail = seqs[:, width:].tolist()
+    return [[cut_at_eos(tail[q * n + j], eos, pad_id) for j in range(n)] for q in range(len(items))]
+
+
 @dataclass
 class QueryItem:
     """One query ready for a rollout: tokenised prompt (video placeholders expanded), its video and record."""
@@ -300,13 +380,18 @@ def build_rollout(
     pad_id: int,
     eos: Sequence[int],
     synced_gpus: bool = False,
+    batch_generate: bool = False,
 ) -> RolloutBatch:
     """Rows of a micro-step: for each query, `n_sampled` sampled completions then (if `add_gt`) the GT
-    completion (`gt_texts[q]` + EOS). Rows of query q are contiguous; the GT row is the last of its group."""
+    completion (`gt_texts[q]` + EOS). Rows of query q are contiguous; the GT row is the last of its group.
+    `batch_generate`: sample every query's completions in one `generate` call (`sample_completions_batch`)
+    instead of one call per query."""
     prompts, comps, rq, gt, texts = [], [], [], [], []
+    together = (sample_completions_batch(model, items, n_sampled, settings, eos, pad_id, synced_gpus=synced_gpus)
+                if batch_generate else None)
     for q, it in enumerate(items):
-        sampled = sample_completions(model, it.prompt_ids, it.video, n_sampled, settings, eos, pad_id,
-                                     synced_gpus=synced_gpus)
+        sampled = together[q] if together is not None else sample_completions(
+            model, it.prompt_ids, it.video, n_sampled, settings, eos, pad_id, synced_gpus=synced_gpus)
         for c in sampled:
             prompts.append(it.prompt_ids)
             comps.append(c)
