@@ -362,6 +362,32 @@ class HFQwenVL:
                 )
         return ids, grid, seconds
 
+    def prompt_tokens_estimate(self, duration: float, prompt: str) -> int:
+        """An upper bound of a query's prompt tokens from its annotated duration (no video is read): the frame count
+        the sampling gives a 30-fps video of that length, each temporal patch at the largest size the pixel budget
+        allows, plus the chat text (and Qwen3's `<t seconds>` markers). Used only to plan batches under a token
+        budget (`tempbench.batching`); it changes no answer."""
+        import math
+
+        from tempbench.models.qwen.processor import frame_pixel_budget
+        from tempbench.models.qwen.processor3 import qwen_vl_utils_frame_budget
+        from tempbench.video import frame_plan
+
+        vs = self.video_settings
+        total = max(1, int(math.ceil(max(duration, 0.0) * 30.0)))
+        n = len(frame_plan(total, 30.0, vs))
+        patches = math.ceil(n / self.temporal_patch_size)
+        factor = (14 if not self.qwen3 else 16) * self.merge_size
+        if self.qwen3 and vs.resize_mode == "transformers":
+            per_frame = vs.total_pixels / max(n, 1)
+        elif self.qwen3:
+            per_frame = qwen_vl_utils_frame_budget(n, vs, factor)
+        else:
+            per_frame = frame_pixel_budget(n, vs.min_pixels, vs.max_pixels, vs.total_pixels, vs.frame_factor)
+        video = patches * int(per_frame // factor**2) + (patches * 8 if self.qwen3 else 0)
+        text = len(self.tokenizer(self.chat_text(prompt, True), add_special_tokens=False)["input_ids"])
+        return int(video + text)
+
     def videos_of(self, batch: list[ModelInput]) -> list[dict | None]:
         """Each query's processed video, processed once per distinct clip object (the runner hands every query of
         one video the same prepared clip)."""
