@@ -242,3 +242,18 @@ def test_split_point():
     assert prefix.split_point([1, 2, 3], v, e) == 2  # text only: the last token is the suffix
     assert prefix.split_point([1, v, e], v, e) == 2  # never an empty suffix
     assert Path(prefix.__file__).name == "prefix.py"
+
+
+def test_recorded_batch_shapes_and_stage_times(adapters, restore):
+    a = with_decoder(adapters["qwen3_vl"], "static", True)
+    a.decode_stats.record = True
+    try:
+        batch = mixed_batch(a)
+        a.generate(batch)
+        rec = a.decode_stats.batches[-1]
+    finally:
+        a.decode_stats.record = False
+    assert rec["rows"] == len(batch) and rec["videos"] == 4 and len(rec["suffix_tokens"]) == len(batch)
+    assert rec["patches"].count(0) == 1 and all(s > 0 for s in rec["suffix_tokens"])
+    assert set(rec["seconds"]) == {"plan", "prefix_prefill", "suffix_prefill", "decode", "capture"}
+    assert rec["backend"] == "static" and rec["new_tokens"] <= 10

@@ -82,7 +82,10 @@ def seen_matrix(rows: list[list[int]], vocab: int, device) -> torch.Tensor:
 
 @dataclass
 class DecodeStats:
-    """What a `decode` call did: steps, seconds in steps, seconds spent capturing graphs (compile time)."""
+    """What the token loop did, summed over calls: decode steps, seconds in them, seconds spent capturing graphs
+    (compile time). With `record`, each call also appends its shape (videos, prefix and suffix tokens, rows, cache
+    width) and, synchronised, its stage seconds (prefix prefill with the vision tower, suffix prefill, decode) to
+    `batches`: for benchmarks (the synchronisation costs a little)."""
 
     steps: int = 0
     step_seconds: float = 0.0
@@ -90,6 +93,8 @@ class DecodeStats:
     captures: int = 0
     backend: str = "dynamic"
     fallbacks: list = field(default_factory=list)
+    record: bool = False
+    batches: list = field(default_factory=list)
 
 
 def decode(step, first_scores: torch.Tensor, rule: TokenRule, *, max_new_tokens: int, pad_id: int,

@@ -128,11 +128,21 @@ def _mm_types(adapter, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 def generate_ids(adapter, batch, *, share: bool, backend: str, stats: decoding.DecodeStats) -> torch.Tensor:
     """(R, T) answer ids for `batch` (pad id after each row's EOS), with per-video prefix sharing when `share`."""
+    import time
+
     from transformers import DynamicCache
 
     model = adapter.model
     dev = adapter.device
     g = adapter.generation
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    marks = [time.perf_counter()] if stats.record else None
+
+    def mark():
+        if marks is not None:
+            sync()
+            marks.append(time.perf_counter())
+
     p = plan(adapter, batch, share)
     videos_per_row = [p.videos[gi] for gi in p.group_of]
     positions, base = _positions(adapter, p, videos_per_row)
@@ -153,9 +163,11 @@ def generate_ids(adapter, batch, *, share: bool, backend: str, stats: decoding.D
         inputs["video_grid_thw"] = torch.cat([torch.as_tensor(v["video_grid_thw"]).reshape(-1, 3).long()
                                               for v in vids], 0).to(dev)
     cache = DynamicCache(config=model.config.get_text_config())
+    mark()
     model(**inputs, use_cache=True, logits_to_keep=1, **{kw: cache})
     pre_mask = mask.to(dev)
     del inputs
+    mark()
 
     # 2. each query's copy of its prefix, then its suffix, prefilled with every other suffix of the same length
     by_len: dict[int, list[int]] = {}
@@ -192,9 +204,21 @@ def generate_ids(adapter, batch, *, share: bool, backend: str, stats: decoding.D
     del parts
 
     # 3. the answers
+    mark()
     rule = decoding.TokenRule(g, adapter.eos_token_id, first.shape[-1], dev)
     seen = decoding.seen_matrix(p.rows, first.shape[-1], dev) if float(g.repetition_penalty) != 1.0 else None
     step = decoding.make_step(backend, model, rows_cache, attn, base.to(dev), int(g.max_new_tokens), stats)
-    sync = torch.cuda.synchronize if dev.type == "cuda" else None
-    return decoding.decode(step, first, rule, max_new_tokens=int(g.max_new_tokens), pad_id=adapter.pad_token_id,
-                           seen=seen, stats=stats, sync=sync)
+    captured = stats.capture_seconds
+    out = decoding.decode(step, first, rule, max_new_tokens=int(g.max_new_tokens), pad_id=adapter.pad_token_id,
+                          seen=seen, stats=stats, sync=sync if dev.type == "cuda" else None)
+    mark()
+    if marks is not None:
+        patches = [int(torch.as_tensor(v["video_grid_thw"]).prod()) if v is not None else 0 for v in p.videos]
+        stats.batches.append({
+            "rows": len(p.rows), "videos": len(p.groups), "prefix_tokens": list(p.prefix), "patches": patches,
+            "suffix_tokens": [len(ids) - p.prefix[gi] for ids, gi in zip(p.rows, p.group_of)],
+            "width": int(attn.shape[1]), "new_tokens": int(out.shape[1]), "backend": stats.backend,
+            "seconds": {"plan": marks[1] - marks[0], "prefix_prefill": marks[2] - marks[1],
+                        "suffix_prefill": marks[3] - marks[2], "decode": marks[4] - marks[3],
+                        "capture": stats.capture_seconds - captured}})
+    return out
