@@ -352,16 +352,43 @@ def seed_baselines(submissions: Path, shared: Path, force: bool = False) -> list
     return written
 
 
+def seed_generated(submissions: Path, force: bool = False) -> list[Path]:
+    """The generated tasks' held-out splits: tempbench's own trained default model and two baselines, as runs."""
+    import warnings
+
+    from tempbench.runner import run
+    from tempbench.submissions import slugify, submit
+
+    written = []
+    for task in ("synthetic", "synthetic-hard"):
+        for model, note in (("tiny-synthetic", "tempbench's embedded default model, trained here (docs/training.md)."),
+                            ("baseline:center", "A trivial baseline: a floor for every other entry."),
+                            ("baseline:prior", "A trivial baseline: a floor for every other entry.")):
+            entry = submissions / task / "heldout" / f"{slugify(model)}.json"
+            if entry.exists() and not force:
+                continue
+            _drop(entry)
+            with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                summary = run(model=model, task=task, split="heldout", out_dir=Path(tmp) / "run", progress=False,
+                              setting="fine-tuned" if model == "tiny-synthetic" else "zero-shot")
+                _with_relative_file(summary.run_dir / "result.json",
+                                    f"runs/{task}-heldout/{slugify(model)}/predictions.jsonl")
+                written.append(submit(summary.run_dir / "result.json", name=model, submissions_dir=submissions,
+                                      notes=[note]).path)
+    return written
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--submissions", type=Path, default=REPO / "submissions")
     ap.add_argument("--leaderboard", type=Path, default=REPO / "leaderboard")
     ap.add_argument("--shared-data", type=Path, default=SHARED_DATA)
-    ap.add_argument("--only", choices=("reported", "released", "baselines"), action="append")
+    ap.add_argument("--only", choices=("reported", "released", "baselines", "generated"), action="append")
     ap.add_argument("--force", action="store_true", help="rewrite entries that already exist")
     ap.add_argument("--no-build", action="store_true", help="do not rebuild leaderboard/ afterwards")
     args = ap.parse_args(argv)
-    parts = args.only or ["reported", "released", "baselines"]
+    parts = args.only or ["reported", "released", "baselines", "generated"]
     written = []
     if "reported" in parts:
         written += seed_reported(args.submissions, args.force)
@@ -372,6 +399,8 @@ def main(argv: list[str] | None = None) -> int:
         written += seed_released(args.submissions, args.shared_data, args.force)
     if "baselines" in parts:
         written += seed_baselines(args.submissions, args.shared_data, args.force)
+    if "generated" in parts:
+        written += seed_generated(args.submissions, args.force)
     for path in written:
         print(f"wrote {path.relative_to(args.submissions.parent) if args.submissions.parent in path.parents else path}")
     if not args.no_build:

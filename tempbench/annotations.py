@@ -504,8 +504,10 @@ def load_split(task_name: str, split: str | None = None) -> AnnotatedSplit:
     imported; `verified` says whether it is the one the task card pins)."""
     task, split, path = annotation_path(task_name, split)
     records, records_sha = _read_records(task, split, path)
-    if task.builtin:
-        return AnnotatedSplit(task, split, records, f"{task.name}/{split}/annotations.jsonl", records_sha, True)
+    if task.builtin:  # verified: what the card pins, where it pins the generated split
+        pin = task.split_card(split).get("annotation_sha256")
+        return AnnotatedSplit(task, split, records, f"{task.name}/{split}/annotations.jsonl", records_sha,
+                              pin in (None, records_sha))
     entry = read_manifest(task).get(split)
     if not entry:
         raise TempbenchError(f"{task_dir(task) / 'manifest.json'} has no entry for {split}",

@@ -244,7 +244,10 @@ def _task_spec(task: str, where: str, field_name: str = "task"):
 
 
 def annotation_sha256(spec, split: str) -> str | None:
-    """sha256 of the primary official file of `split` according to the task card (None if the card has none)."""
+    """sha256 of the primary official file of `split` according to the task card (a generated task: of the
+    annotations its card pins; None if the card has none)."""
+    if spec.builtin:
+        return spec.card["splits"][split].get("annotation_sha256")
     primary = spec.card["splits"][split].get("primary")
     info = spec.card.get("files", {}).get(primary)
     return info.get("sha256") if isinstance(info, dict) else None
@@ -394,8 +397,8 @@ def _check_result(result: Result, where: str, spec, split: str) -> None:
     expected = annotation_sha256(spec, split)
     got = result.provenance.annotation_sha256
     if expected is None:
-        raise TempbenchError(f"{where}: task {spec.name!r} split {split!r} has no official annotation sha256",
-                             "only official splits of registered benchmarks go on the leaderboard")
+        raise TempbenchError(f"{where}: task {spec.name!r} split {split!r} has no pinned annotation sha256",
+                             "only the pinned splits of registered tasks go on the leaderboard")
     if got != expected:
         raise TempbenchError(
             f"{where}: field 'provenance.annotation_sha256' is {got[:12]}…, but the official "
@@ -576,10 +579,10 @@ def submit(
     details_src = Path(details_path) if details_path else result_path.with_name("details.jsonl.gz")
     where = str(result_path)
     result = Result.read(result_path, details_src)
-    spec = _task_spec(result.task, where)
-    if spec.builtin or spec.custom:
-        raise TempbenchError(f"{where}: field 'task': {spec.name!r} is not an official benchmark",
-                             "only official benchmarks go on the leaderboard")
+    spec = None if result.task == "custom" else _task_spec(result.task, where)
+    if spec is None or spec.custom:
+        raise TempbenchError(f"{where}: field 'task': a custom task is not on the leaderboard",
+                             "only the official benchmarks and tempbench's generated tasks go on the leaderboard")
     if result.split not in spec.splits:
         raise TempbenchError(f"{where}: field 'split': task {spec.name!r} has no split {result.split!r}",
                              f"its splits are {', '.join(spec.splits)}")

@@ -259,3 +259,21 @@ def test_reported_entry_checks(tmp_path):
     edit_json(path, lambda d: d.update(setting="zero-shot", kind="highlights"))
     with pytest.raises(TempbenchError, match=r"field 'kind'.*'grounding'"):
         load_submissions(subs)
+
+
+def test_generated_tasks_go_on_the_board_only_on_their_pinned_splits(tb_home, tmp_path):
+    """`synthetic` heldout is pinned by its card (the generated annotations' sha256): its runs are verified;
+    `val` (model selection) is not pinned, and a user's custom task never goes on the board."""
+    entry = submit(baseline_run(tmp_path / "h", "center", task="synthetic", split="heldout"),
+                   submissions_dir=tmp_path / "s")
+    assert entry.status == "verified" and entry.id == "synthetic/heldout/baseline-center"
+    with pytest.raises(TempbenchError, match="split 'val' has no pinned annotation sha256"):
+        submit(baseline_run(tmp_path / "v", "center", task="synthetic", split="val"), submissions_dir=tmp_path / "s")
+    records = [{"qid": 0, "vid": "a", "query": "q", "duration": 10.0, "windows": [[1.0, 2.0]]}]
+    ann = tmp_path / "mine.jsonl"
+    ann.write_text(json.dumps(records[0]) + "\n")
+    from tempbench.runner import run
+
+    summary = run("baseline:center", annotations=ann, out_dir=tmp_path / "c", progress=False)
+    with pytest.raises(TempbenchError, match="a custom task is not on the leaderboard"):
+        submit(summary.run_dir / "result.json", submissions_dir=tmp_path / "s")

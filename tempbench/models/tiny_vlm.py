@@ -112,8 +112,9 @@ def _processor_files(out: Path, family: str) -> None:
 def build_tiny_vlm(out_dir: str | os.PathLike, family: str = "llava_onevision", seed: int = 0,
                    vocab_size: int = 1024) -> Path:
     """Write a tiny float32 `family` ("llava_onevision" | "glm4v") folder to `out_dir`; return its path."""
-    import torch
     from transformers import AutoConfig, AutoModelForImageTextToText, GenerationConfig
+
+    from tempbench.models.qwen.tiny import seeded_init
 
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
@@ -122,12 +123,7 @@ def build_tiny_vlm(out_dir: str | os.PathLike, family: str = "llava_onevision", 
     ids, vocab, eos = _tokenizer(out, family, vocab_size)
     config = AutoConfig.for_model(**_config(family, ids, vocab))
     config.dtype = "float32"
-    state = torch.random.get_rng_state()
-    try:
-        torch.manual_seed(seed)
-        model = AutoModelForImageTextToText.from_config(config).to(torch.float32)
-    finally:
-        torch.random.set_rng_state(state)
+    model = seeded_init(lambda: AutoModelForImageTextToText.from_config(config), seed)
     model.generation_config = GenerationConfig(eos_token_id=[ids[eos], ids["<|endoftext|>"]],
                                                pad_token_id=ids["<|endoftext|>"], do_sample=False)
     model.save_pretrained(out)

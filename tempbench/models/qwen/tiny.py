@@ -204,6 +204,20 @@ def tiny_config_dict(token_ids: dict[str, int], vocab_size: int) -> dict:
     }
 
 
+def seeded_init(make, seed: int):
+    """`make()` (a model built from its config) with weights drawn under `torch.manual_seed(seed)` on the CPU, in
+    float32; the global RNG state is left as it was."""
+    import torch
+
+    state = torch.random.get_rng_state()
+    try:
+        torch.manual_seed(seed)
+        with torch.device("cpu"):
+            return make().to(torch.float32)
+    finally:
+        torch.random.set_rng_state(state)
+
+
 def _save_tokenizer(tok, out: Path, fast_cls) -> None:
     """The tokenizer as a Hugging Face fast tokenizer (Qwen special tokens, left padding, the chat template)."""
     fast_cls(
@@ -271,7 +285,6 @@ def init_weights(folder: str | os.PathLike, seed: int = 0, out_dir: str | os.Pat
     model with the folder's tokenizer files into `out_dir` (default: the folder itself)."""
     import shutil
 
-    import torch
     from transformers import AutoConfig, GenerationConfig, Qwen2_5_VLForConditionalGeneration
 
     src = Path(folder)
@@ -282,13 +295,7 @@ def init_weights(folder: str | os.PathLike, seed: int = 0, out_dir: str | os.Pat
             if f.is_file() and not f.name.endswith(".safetensors"):
                 shutil.copy2(f, out / f.name)
     config = AutoConfig.from_pretrained(src)
-    state = torch.random.get_rng_state()
-    try:
-        torch.manual_seed(seed)
-        with torch.device("cpu"):
-            model = Qwen2_5_VLForConditionalGeneration(config).to(torch.float32)
-    finally:
-        torch.random.set_rng_state(state)
+    model = seeded_init(lambda: Qwen2_5_VLForConditionalGeneration(config), seed)
     model.generation_config = GenerationConfig.from_pretrained(src)
     model.save_pretrained(out)
     return out
@@ -323,7 +330,6 @@ def build_tiny_qwen2_5_vl(out_dir: str | os.PathLike, seed: int = 0, vocab_size:
     (`{"text": {...}, "vision": {...}}`, text may hold `mrope_section`) overrides the network's sizes, e.g. for the
     small model of benchmarks/train_synthetic_gpu.py; tokenizer and chat format stay the same.
     """
-    import torch
     from transformers import (
         GenerationConfig,
         PreTrainedTokenizerFast,
@@ -340,13 +346,7 @@ def build_tiny_qwen2_5_vl(out_dir: str | os.PathLike, seed: int = 0, vocab_size:
     cfg = sized_config_dict(ids, tok.get_vocab_size(), sizes)
     config = Qwen2_5_VLConfig(**cfg)
     config.dtype = "float32"
-    state = torch.random.get_rng_state()
-    try:
-        torch.manual_seed(seed)
-        with torch.device("cpu"):
-            model = Qwen2_5_VLForConditionalGeneration(config).to(torch.float32)
-    finally:
-        torch.random.set_rng_state(state)
+    model = seeded_init(lambda: Qwen2_5_VLForConditionalGeneration(config), seed)
     model.generation_config = GenerationConfig(
         bos_token_id=ids["<|endoftext|>"],
         eos_token_id=[ids["<|im_end|>"], ids["<|endoftext|>"]],

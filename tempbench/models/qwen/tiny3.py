@@ -144,7 +144,6 @@ def _processor_configs(out: Path) -> None:
 def build_tiny_qwen3(out_dir: str | os.PathLike, family: str = "qwen3_vl", seed: int = 0,
                      vocab_size: int = 1024) -> Path:
     """Write a tiny float32 model folder of `family` ("qwen3_vl" | "qwen3_5") to `out_dir`; return its path."""
-    import torch
     from transformers import (
         AutoConfig,
         AutoModelForImageTextToText,
@@ -152,7 +151,7 @@ def build_tiny_qwen3(out_dir: str | os.PathLike, family: str = "qwen3_vl", seed:
         PreTrainedTokenizerFast,
     )
 
-    from tempbench.models.qwen.tiny import SPECIAL_TOKENS, build_tokenizer
+    from tempbench.models.qwen.tiny import SPECIAL_TOKENS, build_tokenizer, seeded_init
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -167,13 +166,7 @@ def build_tiny_qwen3(out_dir: str | os.PathLike, family: str = "qwen3_vl", seed:
     cfg = tiny_config_dict(ids, tok.get_vocab_size(), family)
     config = AutoConfig.for_model(**cfg)
     config.dtype = "float32"
-    state = torch.random.get_rng_state()
-    try:
-        torch.manual_seed(seed)
-        with torch.device("cpu"):
-            model = AutoModelForImageTextToText.from_config(config).to(torch.float32)
-    finally:
-        torch.random.set_rng_state(state)
+    model = seeded_init(lambda: AutoModelForImageTextToText.from_config(config), seed)
     model.generation_config = GenerationConfig(
         bos_token_id=ids["<|endoftext|>"], eos_token_id=[ids["<|im_end|>"], ids["<|endoftext|>"]],
         pad_token_id=ids["<|endoftext|>"], do_sample=False)
