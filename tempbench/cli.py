@@ -467,7 +467,8 @@ def _kv_options(pairs, what):
                    "Qwen3.5 timestamps=frame-indices|pts, layout=release|transformers, rope_index; the Qwen "
                    "family also decoder=dynamic|static|cuda-graph|transformers (tempbench's token loop and its "
                    "step, or transformers' generate) and share_prefix=true|false (one prefill per video); neither "
-                   "changes an answer.")
+                   "changes an answer. stage_times=true records each batch's shape and stage seconds in run.json "
+                   "(benchmarks).")
 @click.option("--time-hint", is_flag=True,
               help="Add a 'Frame at t s' line per frame before the prompt of a model that sees no frame times.")
 @click.option("--api-base", default=None, help="OpenAI-compatible server URL, for openai:NAME models.")

@@ -257,3 +257,8 @@ def test_recorded_batch_shapes_and_stage_times(adapters, restore):
     assert rec["patches"].count(0) == 1 and all(s > 0 for s in rec["suffix_tokens"])
     assert set(rec["seconds"]) == {"plan", "prefix_prefill", "suffix_prefill", "decode", "capture"}
     assert rec["backend"] == "static" and rec["new_tokens"] <= 10
+    # each row's video: rows of one video share its prefix (the group ids follow first appearance)
+    assert len(rec["group_of"]) == len(batch) and sorted(set(rec["group_of"])) == list(range(rec["videos"]))
+    vids = [id(item.clip) for item in batch]
+    assert all((vids[i] == vids[j]) == (rec["group_of"][i] == rec["group_of"][j])
+               for i in range(len(batch)) for j in range(len(batch)) if batch[i].clip is not None)

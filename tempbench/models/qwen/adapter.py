@@ -138,6 +138,7 @@ class HFQwenVL:
         time_hint: bool = False,
         decoder: str = "dynamic",
         share_prefix: bool = True,
+        stage_times: bool = False,
     ):
         import torch
         import transformers
@@ -168,7 +169,8 @@ class HFQwenVL:
                     generation=generation, video_settings=video_settings, video_processor=video_processor,
                     rope_index=rope_index, attn_implementation=attn_implementation,
                     chat_template=_load_chat_template(path, tokenizer, config.model_type), timestamps=timestamps,
-                    layout=layout, time_hint=time_hint, decoder=decoder, share_prefix=share_prefix)
+                    layout=layout, time_hint=time_hint, decoder=decoder, share_prefix=share_prefix,
+                    stage_times=stage_times)
 
     @classmethod
     def from_loaded(cls, model, tokenizer, *, name: str = "in-memory", revision: str | None = None,
@@ -196,7 +198,8 @@ class HFQwenVL:
 
     def _setup(self, model, tokenizer, *, model_id, path, revision, weights, name, generation, video_settings,
                video_processor, rope_index, attn_implementation, chat_template, timestamps="frame-indices",
-               layout="release", time_hint=False, decoder="dynamic", share_prefix=True) -> None:
+               layout="release", time_hint=False, decoder="dynamic", share_prefix=True,
+               stage_times=False) -> None:
         import torch
         import transformers
 
@@ -220,11 +223,15 @@ class HFQwenVL:
             raise TempbenchError(f"decoder={decoder!r} is unknown", f"use one of: {', '.join(BACKENDS)}")
         if not isinstance(share_prefix, bool):
             raise TempbenchError(f"share_prefix={share_prefix!r} must be true or false")
+        if not isinstance(stage_times, bool):
+            raise TempbenchError(f"stage_times={stage_times!r} must be true or false")
         # how answers are decoded: neither changes an answer (tested token for token in float32), so both are
         # recorded in the identity's info, not in its options
         self.decoder = decoder
         self.share_prefix = share_prefix
-        self.decode_stats = DecodeStats(backend=decoder)
+        # stage_times (benchmarks): each batch's shape and synchronised stage seconds, in run.json's
+        # model.info.decoding.batches
+        self.decode_stats = DecodeStats(backend=decoder, record=stage_times)
         if time_hint and TIME_CONVENTIONS[config.model_type] != "frame-index-only":
             raise TempbenchError(f"--time-hint: {config.model_type} already reads frame times "
                                  f"({TIME_CONVENTIONS[config.model_type]})", "drop --time-hint for this model")
@@ -544,6 +551,8 @@ class HFQwenVL:
                 info.update(graph_captures=st.captures, capture_seconds=round(st.capture_seconds, 3))
             if st.fallbacks:
                 info["fallbacks"] = sorted(set(st.fallbacks))
+            if st.record:
+                info["batches"] = list(st.batches)
         return info
 
     def close(self) -> None:

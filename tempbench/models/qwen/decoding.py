@@ -83,8 +83,8 @@ def seen_matrix(rows: list[list[int]], vocab: int, device) -> torch.Tensor:
 @dataclass
 class DecodeStats:
     """What the token loop did, summed over calls: decode steps, seconds in them, seconds spent capturing graphs
-    (compile time). With `record`, each call also appends its shape (videos, prefix and suffix tokens, rows, cache
-    width) and, synchronised, its stage seconds (prefix prefill with the vision tower, suffix prefill, decode) to
+    (compile time). With `record`, each call also appends its shape (videos, prefix tokens and vision patches per
+    video, each row's video and suffix tokens, rows, cache width) and, synchronised, its stage seconds (prefix prefill with the vision tower, suffix prefill, decode) to
     `batches`: for benchmarks (the synchronisation costs a little)."""
 
     steps: int = 0

@@ -216,6 +216,7 @@ def generate_ids(adapter, batch, *, share: bool, backend: str, stats: decoding.D
         patches = [int(torch.as_tensor(v["video_grid_thw"]).prod()) if v is not None else 0 for v in p.videos]
         stats.batches.append({
             "rows": len(p.rows), "videos": len(p.groups), "prefix_tokens": list(p.prefix), "patches": patches,
+            "group_of": list(p.group_of),
             "suffix_tokens": [len(ids) - p.prefix[gi] for ids, gi in zip(p.rows, p.group_of)],
             "width": int(attn.shape[1]), "new_tokens": int(out.shape[1]), "backend": stats.backend,
             "seconds": {"plan": marks[1] - marks[0], "prefix_prefill": marks[2] - marks[1],
