@@ -241,7 +241,11 @@ def make_scenario(folder: Path, task: str, n_videos: int, size, fps: int, worker
             records.append({"qid": len(records), "vid": vid, "query": text, "duration": float(duration),
                             "windows": [[round(start, 2), round(min(duration, start + 0.25 * duration), 2)]]})
     jobs.sort(key=lambda j: -j[1])  # longest first: the pool finishes sooner
-    with ProcessPoolExecutor(max_workers=max(1, min(workers, len(jobs)))) as pool:
+    import multiprocessing
+
+    # spawned (this process may already hold a CUDA context)
+    with ProcessPoolExecutor(max_workers=max(1, min(workers, len(jobs))),
+                             mp_context=multiprocessing.get_context("spawn")) as pool:
         list(pool.map(_write_one, jobs))
     ann.write_text("".join(json.dumps(r) + "\n" for r in records))
     return records
@@ -357,7 +361,11 @@ def run_answers(name: str, *, adapter, model_dir: Path, records, videos: Path, v
     if name == "short":
         for backend in ("dynamic", "static", "cuda-graph"):
             if backend not in backends:
-                ids, rec = _ids(adapter, items, share=True, decoder=backend)
+                try:  # a backend that fails here is reported, and the benchmark goes on
+                    ids, rec = _ids(adapter, items, share=True, decoder=backend)
+                except Exception as exc:
+                    backends[backend] = f"{type(exc).__name__}: {exc}"[:300]
+                    continue
                 backends[backend] = rec
                 agreement.setdefault("backends_vs_" + args.decoder, {})[backend] = _agreement(shared, ids)["fraction"]
     adapter.share_prefix, adapter.decoder = True, args.decoder
@@ -400,6 +408,9 @@ def run_answers(name: str, *, adapter, model_dir: Path, records, videos: Path, v
     bound = step_bound(shape, full[len(full) // 2], bw) if full else None
     by_backend = {}
     for backend, rec in backends.items():
+        if isinstance(rec, str):
+            by_backend[backend] = {"error": rec}
+            continue
         bb = step_bound(shape, rec, bw)
         by_backend[backend] = {"step_seconds": step_time(rec), "bound_seconds": bb["bound_seconds"],
                                "ratio_to_bound": step_time(rec) / bb["bound_seconds"], "rows": rec["rows"],
@@ -444,7 +455,9 @@ def records_file(work: Path, records: list[dict]) -> Path:
     return path
 
 
-def run_scenario(task: str, *, args, model_dir: Path, device: dict, cuda: bool) -> dict:
+def run_scenario(task: str, *, args, model_dir: Path, device: dict, cuda: bool, save=None) -> dict:
+    """One scenario's figures; `save(partial)` is called after each answer length (a command cut by its time limit
+    keeps what it measured)."""
     from tempbench.models.base import GenerationSettings
     from tempbench.models.qwen.adapter import HFQwenVL
     from tempbench.video import VideoSettings
@@ -469,6 +482,8 @@ def run_scenario(task: str, *, args, model_dir: Path, device: dict, cuda: bool) 
     for name in args.answers:
         out[name] = run_answers(name, adapter=adapter, model_dir=model_dir, records=records, videos=videos, vs=vs,
                                 args=args, shape=shape, device=device, work=work, cuda=cuda)
+        if save is not None:
+            save(out)
     adapter.close()
     out["seconds"] = time.perf_counter() - t0
     return out
@@ -546,20 +561,27 @@ def main(argv=None) -> int:
         if not (model_dir / "config.json").exists():
             build_random_7b(model_dir)
     t_model = time.perf_counter() - t0
-    results = [run_scenario(task, args=args, model_dir=model_dir, device=device, cuda=cuda) for task in args.scenario]
-    for r in results:
-        r.update({"gpu": gpu, "torch": torch.__version__, "transformers": __import__("transformers").__version__,
-                  "model": "Qwen2.5-VL-7B architecture, random bf16 weights" if not args.tiny
-                  else "tiny Qwen2.5-VL (float32, CPU)", "device_rates": device,
-                  "produced_by": "benchmarks/bench_shapes_gpu.py " + " ".join(sys.argv[1:] if argv is None else argv)})
-        r["setup_seconds"]["model"] = t_model
-    out = merge(results[0], results[1:])
-    out["command_seconds"] = time.perf_counter() - t0
-    text = json.dumps(out, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    common = {"gpu": gpu, "torch": torch.__version__, "transformers": __import__("transformers").__version__,
+              "model": "Qwen2.5-VL-7B architecture, random bf16 weights" if not args.tiny
+              else "tiny Qwen2.5-VL (float32, CPU)", "device_rates": device,
+              "produced_by": "benchmarks/bench_shapes_gpu.py " + " ".join(sys.argv[1:] if argv is None else argv)}
+    results: list[dict] = []
+
+    def write(current: dict | None = None, final: bool = False) -> dict:
+        parts = [{**r, **common} for r in results + ([current] if current is not None else [])]
+        for r in parts:
+            r["setup_seconds"]["model"] = t_model
+        out = merge(parts[0], parts[1:])
+        out["command_seconds"] = time.perf_counter() - t0
+        out["complete"] = final
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(out, indent=2) + "\n")
+        return out
+
+    for task in args.scenario:
+        results.append(run_scenario(task, args=args, model_dir=model_dir, device=device, cuda=cuda, save=write))
+    print(json.dumps(write(final=True), indent=2))
     return 0
 
 

@@ -85,4 +85,5 @@ def test_tiny_benchmark_end_to_end(tmp_path):
             # float32: sharing changes no token id
             assert r["outputs_identical"]["all"] and r["outputs_identical"]["queries"] >= 2
         assert set(res["short"]["decode_step_batch16"]["by_backend_first_batch"]) == {"dynamic", "static", "cuda-graph"}
+    assert d["complete"] is True
     assert d["device_rates"]["peak_tflops_measured"] > 0 and d["device_rates"]["bandwidth_gb_s_measured"] > 0
