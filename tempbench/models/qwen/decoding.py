@@ -21,7 +21,7 @@ reading the weights and the KV cache once takes about 4.6 ms. This module keeps 
   continuation: a recurrent state would be changed by padding steps).
 
 Equality with `generate` token for token (float32, tiny Qwen2.5-VL / Qwen3-VL / Qwen3.5) is tested in
-tests/test_models_decoding.py.
+tests/test_models_sharing.py.
 """
 
 from __future__ import annotations
