@@ -351,7 +351,15 @@ def run_answers(name: str, *, adapter, model_dir: Path, records, videos: Path, v
     plan = plan_batches(records, args.batch_size)
     first = max(plan, key=len)
     items = _inputs(adapter, first.records, videos, vs, load_prompt(prompt))
-    shared, rec_shared = _ids(adapter, items, share=True, decoder=args.decoder)
+    try:
+        shared, rec_shared = _ids(adapter, items, share=True, decoder=args.decoder)
+    except Exception as exc:  # the chosen step backend fails here: say so, and measure with the static step
+        if args.decoder == "static":
+            raise
+        out["decoder_failed"] = f"{args.decoder}: {type(exc).__name__}: {exc}"[:300]
+        print(f"[{name}] decoder {args.decoder} failed ({exc}); using static", flush=True)
+        args.decoder = out["decoder"] = "static"
+        shared, rec_shared = _ids(adapter, items, share=True, decoder=args.decoder)
     unshared, rec_unshared = _ids(adapter, items, share=False, decoder=args.decoder)
     agreement = _agreement(shared, unshared)
     agreement["compared"] = (f"tempbench's loop ({args.decoder}) with per-video prefix sharing vs without, token ids "
