@@ -13,6 +13,9 @@ counts), a fixed 32 new tokens. Both paths run in the same process on the same m
 Also reports the share of the FLOP-bound limit reached: prefill FLOPs of the vision tower and the language model
 plus the decode FLOPs (2 x parameters per generated token), divided by time and the GPU's dense bf16 peak.
 
+Query shapes like Charades-STA's and ActivityNet's (several queries per video, short and CoT answers):
+`benchmarks/bench_shapes_gpu.py`, which reuses this script's model builder and per-sample loop.
+
     python benchmarks/bench_run_gpu.py --out docs/bench_run_gpu.json [--videos 64] [--batch-size 16]
     python benchmarks/bench_run_gpu.py --family qwen3-vl --out $OUT/bench_run_gpu_qwen3_vl.json
 """
