@@ -132,6 +132,8 @@ def test_shared_run_equals_the_unshared_stock_run(custom, tmp_path, monkeypatch)
         return real_generate(self, batch)
 
     monkeypatch.setattr(HFQwenVL, "generate", spy)
+    durations = {json.loads(x)["vid"]: json.loads(x)["duration"] for x in custom[0].read_text().splitlines()}
+    assert len(set(durations.values())) >= 3  # one run over videos of different lengths (frame and token counts)
     shared = _run(custom, tmp_path / "shared", batch_size=4)
     assert sorted(decoded) == sorted(set(decoded)) and len(decoded) == len(QUERY_COUNTS)  # once per video
     assert max(len(b) for b in batches) == 4 and sum(map(len, batches)) == sum(QUERY_COUNTS)
