@@ -13,6 +13,9 @@ counts), a fixed 32 new tokens. Both paths run in the same process on the same m
 Also reports the share of the FLOP-bound limit reached: prefill FLOPs of the vision tower and the language model
 plus the decode FLOPs (2 x parameters per generated token), divided by time and the GPU's dense bf16 peak.
 
+Query shapes like Charades-STA's and ActivityNet's (several queries per video, short and CoT answers):
+`benchmarks/bench_shapes_gpu.py`, which reuses this script's model builder and per-sample loop.
+
     python benchmarks/bench_run_gpu.py --out docs/bench_run_gpu.json [--videos 64] [--batch-size 16]
     python benchmarks/bench_run_gpu.py --family qwen3-vl --out $OUT/bench_run_gpu_qwen3_vl.json
 """
@@ -121,6 +124,39 @@ def count_params(model) -> tuple[int, int]:
     return vision, total - vision
 
 
+def per_sample_loop(adapter, records: list[dict], videos: Path, vs, tokens: dict,
+                    prompt: str = "tempsamp-r1-plain") -> tuple[float, float | None]:
+    """For each query: decode, preprocess, generate with batch 1 (what published evaluation scripts do). Adds each
+    query's vision patches and prompt tokens to `tokens` (and appends them to `tokens["per_query"]` when that list is
+    there); returns (seconds, peak GPU GiB or None)."""
+    import torch
+
+    from tempbench.models.base import ModelInput
+    from tempbench.prompts import render
+    from tempbench.video import decode_video
+
+    cuda = torch.cuda.is_available()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    for r in records:
+        clip = decode_video(videos / f"{r['vid']}.mp4", vs)
+        item = ModelInput(clip, render(prompt, query=r["query"]), r["qid"])
+        inputs = adapter.build_inputs([item])
+        tokens["vision_patches"] += int(inputs["video_grid_thw"].prod())
+        tokens["prompt_tokens"] += int(inputs["input_ids"].shape[1])
+        if "per_query" in tokens:  # (patches, prompt tokens) of each query, for exact FLOP counts
+            tokens["per_query"].append((int(inputs["video_grid_thw"].prod()), int(inputs["input_ids"].shape[1])))
+        inputs = {k: v.to(adapter.device) for k, v in inputs.items()}
+        inputs["pixel_values_videos"] = inputs["pixel_values_videos"].to(adapter.dtype)
+        with torch.inference_mode():
+            adapter.model.generate(**inputs, generation_config=adapter._generation_config())
+    if cuda:
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - t0
+    return seconds, (torch.cuda.max_memory_allocated() / 2**30 if cuda else None)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--videos", type=int, default=64)
@@ -191,33 +227,14 @@ def main(argv=None):
         uninstall_grouped_vision_attention,
     )
 
-    def per_sample_loop():
-        """For each query: decode, preprocess, generate with batch 1 (what published evaluation scripts do)."""
-        if cuda:
-            torch.cuda.reset_peak_memory_stats()
-        t0 = time.perf_counter()
-        for r in records:
-            clip = decode_video(videos / f"{r['vid']}.mp4", vs)
-            item = ModelInput(clip, render("tempsamp-r1-plain", query=r["query"]), r["qid"])
-            inputs = adapter.build_inputs([item])
-            tokens["vision_patches"] += int(inputs["video_grid_thw"].prod())
-            tokens["prompt_tokens"] += int(inputs["input_ids"].shape[1])
-            inputs = {k: v.to(adapter.device) for k, v in inputs.items()}
-            inputs["pixel_values_videos"] = inputs["pixel_values_videos"].to(adapter.dtype)
-            with torch.inference_mode():
-                adapter.model.generate(**inputs, generation_config=adapter._generation_config())
-        sync()
-        seconds = time.perf_counter() - t0
-        return seconds, (torch.cuda.max_memory_allocated() / 2**30 if cuda else None)
-
     tokens = {"vision_patches": 0, "prompt_tokens": 0}
     t_loop_stock = mem_loop_stock = None
     if not args.no_stock_loop:
         uninstall_grouped_vision_attention(adapter.model)  # transformers' stock vision attention, as published scripts
-        t_loop_stock, mem_loop_stock = per_sample_loop()
+        t_loop_stock, mem_loop_stock = per_sample_loop(adapter, records, videos, vs, tokens)
         install_grouped_vision_attention(adapter.model)
     tokens = {"vision_patches": 0, "prompt_tokens": 0}
-    t_loop, mem_loop = per_sample_loop()
+    t_loop, mem_loop = per_sample_loop(adapter, records, videos, vs, tokens)
     print(f"per-sample loop: stock vision attention {t_loop_stock}s, grouped {t_loop:.1f}s", flush=True)
 
     # where the time of one batch goes: vision tower alone, prefill (1 new token), full generation

@@ -135,18 +135,22 @@ def _record_token_ids(path: Path):
 
     def generate(self, batch):
         captured = {}
-        inner = self.model.generate
+        # transformers' generate (decoder=transformers) or tempbench's own loop (`generate_ids`): either way the
+        # answer ids, with the pad id after a row's EOS
+        stock = self.decoder == "transformers"
+        owner, name = (self.model, "generate") if stock else (self, "generate_ids")
+        inner = getattr(owner, name)
 
         def spy(*a, **k):
             out = inner(*a, **k)
-            captured["ids"] = out[:, k["input_ids"].shape[1]:].tolist()
+            captured["ids"] = (out[:, k["input_ids"].shape[1]:] if stock else out).tolist()
             return out
 
-        self.model.generate = spy  # instance attribute: shadows the bound method for this call only
+        setattr(owner, name, spy)  # instance attribute: shadows the bound method for this call only
         try:
             texts = original(self, batch)
         finally:
-            del self.model.generate
+            delattr(owner, name)
         fh.write("".join(json.dumps({"qid": it.qid, "ids": ids}) + "\n" for it, ids in zip(batch, captured["ids"])))
         fh.flush()
         return texts

@@ -443,6 +443,9 @@ def _kv_options(pairs, what):
 @click.option("--retry-errors", is_flag=True, help="Run again the queries whose row is an error (e.g. a missing video).")
 @click.option("--limit", type=int, default=None, help="Only the first N queries (the result is marked partial).")
 @click.option("--batch-size", type=int, default=8, show_default=True)
+@click.option("--token-budget", type=int, default=None,
+              help="Cap a batch's padded prompt tokens (rows x longest row, estimated from the annotated durations); "
+                   "queries are always grouped by video first.")
 @click.option("--shard", default=None,
               help="i/n: run every n-th query starting at i (default: from torchrun env); shard 0 then waits for the "
                    "others (up to TEMPBENCH_MERGE_TIMEOUT seconds, default 3600), merges and scores.")
@@ -461,7 +464,11 @@ def _kv_options(pairs, what):
                    "mode=frames|video_url, image_format, jpeg_quality, video_url_base, max_answer_bytes, backoff, "
                    "max_backoff, max_tokens_field, extra_body (JSON). transformers models take dtype, "
                    "attn_implementation, revision, device, trust_remote_code (off unless asked), and for Qwen3-VL / "
-                   "Qwen3.5 timestamps=frame-indices|pts, layout=release|transformers, rope_index.")
+                   "Qwen3.5 timestamps=frame-indices|pts, layout=release|transformers, rope_index; the Qwen "
+                   "family also decoder=dynamic|static|cuda-graph|transformers (tempbench's token loop and its "
+                   "step, or transformers' generate) and share_prefix=true|false (one prefill per video); neither "
+                   "changes an answer. stage_times=true records each batch's shape and stage seconds in run.json "
+                   "(benchmarks).")
 @click.option("--time-hint", is_flag=True,
               help="Add a 'Frame at t s' line per frame before the prompt of a model that sees no frame times.")
 @click.option("--api-base", default=None, help="OpenAI-compatible server URL, for openai:NAME models.")
@@ -474,8 +481,8 @@ def _kv_options(pairs, what):
               help="Decode and preprocess videos in worker processes or threads.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result record as JSON.")
-def run_cmd(model, task, split, annotations, kind, videos, out_dir, restart, retry_errors, limit, batch_size, shard,
-            resume, setting, prompt, profile, video_opts, gen_opts, model_args, time_hint, api_base, api_key_env,
+def run_cmd(model, task, split, annotations, kind, videos, out_dir, restart, retry_errors, limit, batch_size,
+            token_budget, shard, resume, setting, prompt, profile, video_opts, gen_opts, model_args, time_hint, api_base, api_key_env,
             workers, prefetch, no_progress, as_json):
     """Run a model over a task split: predictions, run.json, a scored result and a table.
 
@@ -523,7 +530,7 @@ def run_cmd(model, task, split, annotations, kind, videos, out_dir, restart, ret
                         video_settings=_kv_options(video_opts, "--video"),
                         generation=_kv_options(gen_opts, "--gen"), workers=workers, prefetch=prefetch,
                         progress=not no_progress and not as_json, model_options=model_options,
-                        notify=lambda message: click.echo(message, err=True))
+                        notify=lambda message: click.echo(message, err=True), token_budget=token_budget)
     con = _console(stderr=as_json)
     if summary.moved_aside is not None:
         con.print(f"moved the old run aside to {summary.moved_aside}", soft_wrap=True)

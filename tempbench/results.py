@@ -9,8 +9,8 @@ key paths; they use the attributes.
 Run identity: `RunConfig.identity()` is every setting that changes predictions (task, split, annotation sha256,
 the model's identity with its weight fingerprint, dtype and attention implementation, the adapter options that
 change answers, the prompt's sha256, the video and generation settings); `fingerprint` is the sha256 of it.
-Recorded but not part of the identity: the profile, limit, batch size, shard, world size, device, workers and
-prefetch kind (`Execution`), the setting (zero-shot/fine-tuned), versions and the outcome.
+Recorded but not part of the identity: the profile, limit, batch size, shard, world size, device, workers,
+prefetch kind, grouping and token budget (`Execution`), the setting (zero-shot/fine-tuned), versions and the outcome.
 """
 
 from __future__ import annotations
@@ -119,6 +119,8 @@ class Execution:
     workers: int | None = None
     prefetch: str | None = None
     hardware: dict = field(default_factory=dict)
+    grouping: str | None = None  # "video": queries grouped by video, each video decoded once (tempbench.batching)
+    token_budget: int | None = None  # the cap on a batch's padded prompt tokens, if any
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,12 @@
   resumed run skips queries already answered and cuts a half-written last line. `retry_errors` runs again the
   queries whose row is an `error` row (a video that was missing); the new row supersedes the old one.
 - A missing or undecodable video becomes an `error` row and the run goes on.
-- Videos are decoded (and preprocessed, for adapters that offer it) in worker processes ahead of the model; the
-  workers exit when the run's process dies.
+- Queries are grouped by video and cut into batches by `tempbench.batching` (a deterministic function of the whole
+  query list, optionally under a token budget: a resumed run forms the same batches); each video is decoded (and
+  preprocessed, for adapters that offer it) once for all its queries, in worker processes ahead of the model (one
+  torch and one ffmpeg thread each); the workers exit when the run's process dies. Every query of a video gets the
+  same prepared clip object, which lets an adapter encode and prefill the video once (the Qwen path's prefix
+  sharing). Neither changes an answer, so neither is part of the identity; both are recorded in `execution`.
 - Data-parallel: under torchrun / accelerate launch (env RANK/WORLD_SIZE) or with `shard=(i, n)`, each rank runs
   every n-th query into `predictions.rank{i}-of-{n}.jsonl`; rank 0 merges them into `predictions.jsonl` (sorted by
   qid) once every rank has finished, then scores.
@@ -231,7 +235,7 @@ class VideoLoader:
     def __call__(self, rec):
         if not self.use_video:
             return None
-        from .video import decode_video, find_video
+        from .video import decode_video, find_video, set_decode_threads
 
         try:  # one intra-op thread per worker: the workers already use every core
             import torch
@@ -239,6 +243,7 @@ class VideoLoader:
             torch.set_num_threads(1)
         except ImportError:
             pass
+        set_decode_threads(1)  # and one ffmpeg thread: no oversubscription either
         path = find_video(self.video_dir, rec["vid"])
         if path is None:
             raise TempbenchError(f"video {rec['vid']} not found in {self.video_dir}")
@@ -271,12 +276,13 @@ def run(model: str, task: str | None = None, split: str | None = None, *, annota
         restart: bool = False, retry_errors: bool = False, setting: str | None = None, prompt: str | None = None,
         profile: str = "canonical", video_settings: dict | None = None, generation: dict | None = None,
         workers: int | None = None, progress: bool = True, prefetch: str = "process", score: bool = True,
-        model_options: dict | None = None, notify=None) -> RunSummary:
+        model_options: dict | None = None, notify=None, token_budget: int | None = None) -> RunSummary:
     """Run `model` over a task split (or a custom `annotations` file) into a run folder and score it.
 
     `model` follows the --model grammar (docs/design.md): `baseline:prior|random|center`, `openai:NAME`,
     a zoo alias, a local folder, or a hub id. See the module docstring for identity, locks, resume and shards.
-    `notify(message)` is told what the run waits for (shard 0 waiting for the other shards).
+    `notify(message)` is told what the run waits for (shard 0 waiting for the other shards). `token_budget`
+    caps a batch's padded prompt tokens (rows x the longest row, as the adapter estimates them; `tempbench.batching`).
     """
     from .annotations import ensure_synthetic, load_annotation_file, load_split
     from .models import load_model, zoo
@@ -286,6 +292,10 @@ def run(model: str, task: str | None = None, split: str | None = None, *, annota
 
     if batch_size < 1:
         raise TempbenchError(f"--batch-size {batch_size}: must be at least 1")
+    if token_budget is not None and (isinstance(token_budget, bool) or not isinstance(token_budget, int)
+                                     or token_budget < 1):
+        raise TempbenchError(f"--token-budget {token_budget}: must be a positive number of tokens",
+                             "e.g. --token-budget 65536")
     if limit is not None and limit < 1:
         raise TempbenchError(f"--limit {limit}: must be >= 1")
     if prefetch not in ("process", "thread"):
@@ -337,7 +347,8 @@ def run(model: str, task: str | None = None, split: str | None = None, *, annota
         execution=Execution(profile=profile, limit=limit, batch_size=batch_size,
                             shard=f"{rank}/{world}" if world > 1 else None, world_size=world,
                             device=identity.info.get("device"), workers=n_workers if use_video else None,
-                            prefetch=prefetch if use_video else None, hardware=hardware()),
+                            prefetch=prefetch if use_video else None, hardware=hardware(),
+                            grouping=None if direct else "video", token_budget=None if direct else token_budget),
         tempbench_version=__version__, git_revision=io.git_revision(), created=_created(),
         outcome=RunOutcome("running"))
     run_dir = Path(out_dir) if out_dir else default_run_dir(config)
@@ -369,7 +380,9 @@ def run(model: str, task: str | None = None, split: str | None = None, *, annota
             video_loader=VideoLoader(video_dir, vs, getattr(adapter, "video_preprocessor", None) if use_video
                                      else None, use_video),
             render_prompt=lambda rec: render(prompt_obj, rec["query"], rec["duration"]), prefetcher=Prefetcher,
-            model_input=ModelInput, label=f"{spec.name} {data.split} · {model_slug(model)}")
+            model_input=ModelInput, label=f"{spec.name} {data.split} · {model_slug(model)}",
+            token_budget=token_budget, cost=_cost_estimate(adapter, lambda rec: render(prompt_obj, rec["query"],
+                                                                                       rec["duration"])))
     finally:
         lock.release()
         if hasattr(adapter, "close"):
@@ -401,8 +414,17 @@ def _write_config(config: RunConfig, path: Path) -> None:
         raise io.disk_error(exc, path, "run.json") from None
 
 
+def _cost_estimate(adapter, render_prompt):
+    """rec -> the adapter's upper-bound estimate of the query's prompt tokens (for the token budget), or None."""
+    estimate = getattr(adapter, "prompt_tokens_estimate", None)
+    if estimate is None:
+        return None
+    return lambda rec: estimate(float(rec.get("duration") or 0.0), render_prompt(rec))
+
+
 def _predict(adapter, config: RunConfig, todo, mine, pred_path, run_json, *, direct, use_video, batch_size,
-             n_workers, prefetch, progress, video_loader, render_prompt, prefetcher, model_input, label):
+             n_workers, prefetch, progress, video_loader, render_prompt, prefetcher, model_input, label,
+             token_budget=None, cost=None):
     """Answer `todo` into `pred_path`; returns (status, config with the outcome and the server's model id)."""
     coverage = {"errors": 0, "video_missing": 0, "video_undecodable": 0}
     t_start = time.perf_counter()
@@ -435,10 +457,14 @@ def _predict(adapter, config: RunConfig, todo, mine, pred_path, run_json, *, dir
                                         for r, w in zip(chunk, wins)])
                     bar.update(task_id, advance=len(chunk))
             else:
-                batch: list = []
-                done_now = 0
+                from .batching import pending, plan_batches
 
-                def flush():
+                done_now = 0
+                # the plan is a function of this rank's whole query list (`mine`): a resumed run forms the same
+                # batches, less the queries already answered
+                plan = pending(plan_batches(mine, batch_size, token_budget, cost), {r["qid"] for r in todo})
+
+                def flush(batch):
                     nonlocal model_seconds, done_now
                     if not batch:
                         return
@@ -466,7 +492,6 @@ def _predict(adapter, config: RunConfig, todo, mine, pred_path, run_json, *, dir
                     done_now += len(batch)
                     bar.update(task_id, advance=len(batch),
                                rate=f"{done_now / (time.perf_counter() - t_start):.2f}")
-                    batch.clear()
 
                 kind = prefetch if use_video else "thread"
                 if kind == "process" and video_loader.preprocess is not None:
@@ -476,21 +501,33 @@ def _predict(adapter, config: RunConfig, todo, mine, pred_path, run_json, *, dir
                         pickle.dumps(video_loader.preprocess)
                     except Exception:  # a custom in-memory processor: threads instead
                         kind = "thread"
-                with prefetcher(todo, fn=video_loader, workers=n_workers, ahead=max(2 * batch_size, 4),
+                # one prefetch item per video, in plan order (a video's queries are consecutive in the plan)
+                videos, seen = [], set()
+                for b in plan:
+                    for part in b.parts:
+                        if part.vid not in seen:
+                            seen.add(part.vid)
+                            videos.append(part.records[0])
+                with prefetcher(videos, fn=video_loader, workers=n_workers, ahead=max(2 * batch_size, 4),
                                 kind=kind) as pre:
-                    for item in pre:
-                        rec = item.item
-                        if not item.ok:
-                            key = "video_missing" if "not found" in item.error else "video_undecodable"
-                            coverage[key] += 1
-                            coverage["errors"] += 1
-                            writer.write_batch([{"qid": rec["qid"], "vid": rec["vid"], "error": item.error}])
-                            bar.update(task_id, advance=1)
-                            continue
-                        batch.append((rec, item.value))
-                        if len(batch) >= batch_size:
-                            flush()
-                    flush()
+                    loaded = iter(pre)
+                    current = None  # (vid, Prefetched) of the video in use
+                    for b in plan:
+                        batch: list = []
+                        for part in b.parts:
+                            if current is None or current[0] != part.vid:
+                                current = (part.vid, next(loaded))
+                            item = current[1]
+                            if not item.ok:
+                                key = "video_missing" if "not found" in item.error else "video_undecodable"
+                                coverage[key] += len(part.records)
+                                coverage["errors"] += len(part.records)
+                                writer.write_batch([{"qid": rec["qid"], "vid": rec["vid"], "error": item.error}
+                                                    for rec in part.records])
+                                bar.update(task_id, advance=len(part.records))
+                                continue
+                            batch.extend((rec, item.value) for rec in part.records)
+                        flush(batch)
     except KeyboardInterrupt:
         status = "interrupted"
         raise

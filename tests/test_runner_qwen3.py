@@ -95,13 +95,13 @@ def test_prompt_file_end_to_end_lands_in_the_provenance(home3, tmp_path, monkeyp
     pfile = tmp_path / "my_prompt.txt"
     pfile.write_text(template, encoding="utf-8")
     seen: list[str] = []
-    real = HFQwenVL.build_inputs
+    real = HFQwenVL.row  # every query's token row is built here, by both decoders (stock and shared-prefix)
 
-    def spy(self, batch):
-        seen.extend(item.prompt for item in batch)
-        return real(self, batch)
+    def spy(self, item, video):
+        seen.append(item.prompt)
+        return real(self, item, video)
 
-    monkeypatch.setattr(HFQwenVL, "build_inputs", spy)
+    monkeypatch.setattr(HFQwenVL, "row", spy)
     out = tmp_path / "run"
     res = CliRunner().invoke(main, ["run", "--model", "tiny-qwen3-vl", "--task", "synthetic", "--out", str(out),
                                     "--prompt", str(pfile), "--limit", "2", "--gen", "max_new_tokens=4",

@@ -22,7 +22,7 @@ from tempbench.models.base import GenerationSettings, ModelAdapter, ModelInput
 
 _HF_OPTIONS = {"revision", "allow_download", "device", "dtype", "attn_implementation", "generation",
                "video_settings", "video_processor", "name", "rope_index", "trust_remote_code", "timestamps", "layout",
-               "time_hint", "torch_processor"}
+               "time_hint", "torch_processor", "decoder", "share_prefix", "stage_times"}
 _OPENAI_OPTIONS = {"api_base", "api_key", "api_key_env", "mode", "image_format", "jpeg_quality", "video_url_base",
                    "concurrency", "timeout", "deadline", "max_retries", "backoff", "max_backoff", "max_answer_bytes",
                    "generation", "extra_body", "max_tokens_field", "name"}

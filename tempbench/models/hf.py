@@ -27,6 +27,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # no fork warnings fro
 HF_MODEL_ARGS: dict[str, type] = {
     "dtype": str, "attn_implementation": str, "revision": str, "device": str, "trust_remote_code": bool,
     "rope_index": str, "timestamps": str, "layout": str, "time_hint": bool, "torch_processor": bool,
+    "decoder": str, "share_prefix": bool, "stage_times": bool,
 }
 DTYPES = ("float32", "bfloat16", "float16")
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2", "flash_attention_3", "flex_attention")
@@ -228,7 +229,7 @@ def load_hf_model(model: str, **options):
     if read_model_type(path) in QWEN_VL_TYPES:
         options.pop("torch_processor", None)  # the Qwen path always runs tempbench's own torch-only processors
         return HFQwenVL(model, **options)
-    for key in ("video_processor", "rope_index", "timestamps", "layout"):
+    for key in ("video_processor", "rope_index", "timestamps", "layout", "decoder", "share_prefix", "stage_times"):
         options.pop(key, None)
     return HFGenericVLM(model, **options)
 

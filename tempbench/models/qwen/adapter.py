@@ -136,6 +136,9 @@ class HFQwenVL:
         layout: str = "release",
         trust_remote_code: bool = False,
         time_hint: bool = False,
+        decoder: str = "dynamic",
+        share_prefix: bool = True,
+        stage_times: bool = False,
     ):
         import torch
         import transformers
@@ -166,14 +169,15 @@ class HFQwenVL:
                     generation=generation, video_settings=video_settings, video_processor=video_processor,
                     rope_index=rope_index, attn_implementation=attn_implementation,
                     chat_template=_load_chat_template(path, tokenizer, config.model_type), timestamps=timestamps,
-                    layout=layout, time_hint=time_hint)
+                    layout=layout, time_hint=time_hint, decoder=decoder, share_prefix=share_prefix,
+                    stage_times=stage_times)
 
     @classmethod
     def from_loaded(cls, model, tokenizer, *, name: str = "in-memory", revision: str | None = None,
                     generation: GenerationSettings | None = None, video_settings: Any = None,
                     video_processor: Callable[[Any], dict] | None = None, rope_index: str = "reference",
                     chat_template: str | None = None, timestamps: str = "frame-indices",
-                    layout: str = "release") -> HFQwenVL:
+                    layout: str = "release", decoder: str = "dynamic", share_prefix: bool = True) -> HFQwenVL:
         """An adapter around an already loaded model + tokenizer (e.g. a policy during training, or a
         random-weight model built from `qwen2_5_vl_7b_config()` for speed measurements). The model's device and
         dtype are used as they are."""
@@ -188,12 +192,14 @@ class HFQwenVL:
                     generation=generation,
                     video_settings=video_settings, video_processor=video_processor, rope_index=rope_index,
                     attn_implementation=getattr(model.config, "_attn_implementation", None),
-                    chat_template=chat_template, timestamps=timestamps, layout=layout)
+                    chat_template=chat_template, timestamps=timestamps, layout=layout, decoder=decoder,
+                    share_prefix=share_prefix)
         return self
 
     def _setup(self, model, tokenizer, *, model_id, path, revision, weights, name, generation, video_settings,
                video_processor, rope_index, attn_implementation, chat_template, timestamps="frame-indices",
-               layout="release", time_hint=False) -> None:
+               layout="release", time_hint=False, decoder="dynamic", share_prefix=True,
+               stage_times=False) -> None:
         import torch
         import transformers
 
@@ -211,6 +217,21 @@ class HFQwenVL:
                                  "Qwen2.5-VL takes its time from second_per_grid_ts (the sampled fps)")
         self.timestamps = timestamps
         self.layout = layout
+        from tempbench.models.qwen.decoding import BACKENDS, DecodeStats
+
+        if decoder not in BACKENDS:
+            raise TempbenchError(f"decoder={decoder!r} is unknown", f"use one of: {', '.join(BACKENDS)}")
+        if not isinstance(share_prefix, bool):
+            raise TempbenchError(f"share_prefix={share_prefix!r} must be true or false")
+        if not isinstance(stage_times, bool):
+            raise TempbenchError(f"stage_times={stage_times!r} must be true or false")
+        # how answers are decoded: neither changes an answer (tested token for token in float32), so both are
+        # recorded in the identity's info, not in its options
+        self.decoder = decoder
+        self.share_prefix = share_prefix
+        # stage_times (benchmarks): each batch's shape and synchronised stage seconds, in run.json's
+        # model.info.decoding.batches
+        self.decode_stats = DecodeStats(backend=decoder, record=stage_times)
         if time_hint and TIME_CONVENTIONS[config.model_type] != "frame-index-only":
             raise TempbenchError(f"--time-hint: {config.model_type} already reads frame times "
                                  f"({TIME_CONVENTIONS[config.model_type]})", "drop --time-hint for this model")
@@ -261,6 +282,8 @@ class HFQwenVL:
         self.video_token = "<|video_pad|>"
         self.video_token_id = int(config.video_token_id)
         self.image_token_id = int(config.image_token_id)
+        vision_end = getattr(config, "vision_end_token_id", None)
+        self.vision_end_token_id = int(vision_end) if vision_end is not None else None
         self.time_convention = TIME_CONVENTIONS[config.model_type]
         if self.time_hint:
             self.time_convention = "text-timestamps (hint)"
@@ -302,53 +325,111 @@ class HFQwenVL:
             add_generation_prompt=True,
         )
 
+    def row(self, item: ModelInput, v: dict | None) -> tuple[list[int], Any, Any]:
+        """One query's token ids (video placeholder expanded), its grid (1, 3) and its second_per_grid_ts (Qwen2.5)
+        or None; `v` is the processed video (`prepare_video`) or None for a text-only query."""
+        import torch
+
+        prompt = item.prompt
+        if self.time_hint and item.clip is not None:
+            from tempbench.models.hf_video import time_hint_text
+
+            times = item.clip.get("frame_times") if isinstance(item.clip, dict) else item.clip.timestamps
+            if times is None:
+                raise TempbenchError(f"qid {item.qid}: --time-hint needs the frames' times")
+            prompt = time_hint_text(times) + "\n" + prompt
+        text = self.chat_text(prompt, item.clip is not None)
+        grid = seconds = None
+        if item.clip is not None:
+            if text.count(self.video_token) != 1:
+                raise TempbenchError(
+                    f"qid {item.qid}: the chat template produced {text.count(self.video_token)} "
+                    f"{self.video_token} placeholders (expected 1)",
+                    hint="the prompt must not contain vision tokens",
+                )
+            grid = torch.as_tensor(v["video_grid_thw"]).reshape(-1, 3).long()
+            if grid.shape[0] != 1:
+                raise TempbenchError(f"qid {item.qid}: expected one video, got grid {grid.tolist()}")
+            n = int(grid.prod()) // self.merge_size**2
+            if self.qwen3:
+                text = self._expand_qwen3(text, v, grid, item)
+            else:
+                text = text.replace(self.video_token, self.video_token * n)
+                sp = v.get("second_per_grid_ts")
+                if sp is None:
+                    sp = [self.temporal_patch_size / float(item.clip.fps)]
+                seconds = torch.as_tensor(sp, dtype=torch.float32).reshape(-1)
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        if item.clip is not None:
+            got = sum(1 for t in ids if t == self.video_token_id)
+            if got != n:
+                raise TempbenchError(
+                    f"qid {item.qid}: {got} video tokens after tokenisation, grid needs {n}",
+                    hint="the tokenizer splits <|video_pad|>; check the checkpoint's tokenizer files",
+                )
+        return ids, grid, seconds
+
+    def prompt_tokens_estimate(self, duration: float, prompt: str) -> int:
+        """An upper bound of a query's prompt tokens from its annotated duration (no video is read): the frame count
+        the sampling gives a 30-fps video of that length, each temporal patch at the largest size the pixel budget
+        allows, plus the chat text (and Qwen3's `<t seconds>` markers). Used only to plan batches under a token
+        budget (`tempbench.batching`); it changes no answer."""
+        import math
+
+        from tempbench.models.qwen.processor import frame_pixel_budget
+        from tempbench.models.qwen.processor3 import qwen_vl_utils_frame_budget
+        from tempbench.video import frame_plan
+
+        vs = self.video_settings
+        total = max(1, int(math.ceil(max(duration, 0.0) * 30.0)))
+        n = len(frame_plan(total, 30.0, vs))
+        patches = math.ceil(n / self.temporal_patch_size)
+        factor = (14 if not self.qwen3 else 16) * self.merge_size
+        if self.qwen3 and vs.resize_mode == "transformers":
+            per_frame = vs.total_pixels / max(n, 1)
+        elif self.qwen3:
+            per_frame = qwen_vl_utils_frame_budget(n, vs, factor)
+        else:
+            per_frame = frame_pixel_budget(n, vs.min_pixels, vs.max_pixels, vs.total_pixels, vs.frame_factor)
+        video = patches * int(per_frame // factor**2) + (patches * 8 if self.qwen3 else 0)
+        text = len(self.tokenizer(self.chat_text(prompt, True), add_special_tokens=False)["input_ids"])
+        return int(video + text)
+
+    def videos_of(self, batch: list[ModelInput]) -> list[dict | None]:
+        """Each query's processed video, processed once per distinct clip object (the runner hands every query of
+        one video the same prepared clip)."""
+        done: dict[int, dict] = {}
+        out = []
+        for item in batch:
+            if item.clip is None:
+                out.append(None)
+                continue
+            key = id(item.clip)
+            if key not in done:
+                done[key] = item.clip if isinstance(item.clip, dict) else self._video_processor(item.clip)
+            out.append(done[key])
+        return out
+
     def build_inputs(self, batch: list[ModelInput]) -> dict:
         """Model inputs for a batch: left-padded ids, attention mask, mm_token_type_ids and the video tensors."""
         import torch
 
         rows: list[list[int]] = []
         pixel_values, grids, seconds = [], [], []
-        for item in batch:
-            prompt = item.prompt
-            if self.time_hint and item.clip is not None:
-                from tempbench.models.hf_video import time_hint_text
-
-                times = item.clip.get("frame_times") if isinstance(item.clip, dict) else item.clip.timestamps
-                if times is None:
-                    raise TempbenchError(f"qid {item.qid}: --time-hint needs the frames' times")
-                prompt = time_hint_text(times) + "\n" + prompt
-            text = self.chat_text(prompt, item.clip is not None)
-            if item.clip is not None:
-                if text.count(self.video_token) != 1:
-                    raise TempbenchError(
-                        f"qid {item.qid}: the chat template produced {text.count(self.video_token)} "
-                        f"{self.video_token} placeholders (expected 1)",
-                        hint="the prompt must not contain vision tokens",
-                    )
-                v = item.clip if isinstance(item.clip, dict) else self._video_processor(item.clip)
-                grid = torch.as_tensor(v["video_grid_thw"]).reshape(-1, 3).long()
-                if grid.shape[0] != 1:
-                    raise TempbenchError(f"qid {item.qid}: expected one video, got grid {grid.tolist()}")
-                n = int(grid.prod()) // self.merge_size**2
-                if self.qwen3:
-                    text = self._expand_qwen3(text, v, grid, item)
-                else:
-                    text = text.replace(self.video_token, self.video_token * n)
-                    sp = v.get("second_per_grid_ts")
-                    if sp is None:
-                        sp = [self.temporal_patch_size / float(item.clip.fps)]
-                    seconds.append(torch.as_tensor(sp, dtype=torch.float32).reshape(-1))
+        for item, v in zip(batch, self.videos_of(batch)):
+            ids, grid, sp = self.row(item, v)
+            if v is not None:
                 pixel_values.append(torch.as_tensor(v["pixel_values_videos"]))
                 grids.append(grid)
-            ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-            if item.clip is not None:
-                got = sum(1 for t in ids if t == self.video_token_id)
-                if got != n:
-                    raise TempbenchError(
-                        f"qid {item.qid}: {got} video tokens after tokenisation, grid needs {n}",
-                        hint="the tokenizer splits <|video_pad|>; check the checkpoint's tokenizer files",
-                    )
+                if sp is not None:
+                    seconds.append(sp)
             rows.append(ids)
+        return self.pad_rows(rows, pixel_values, grids, seconds)
+
+    def pad_rows(self, rows: list[list[int]], pixel_values: list, grids: list, seconds: list) -> dict:
+        """Left-padded `input_ids`, `attention_mask`, `mm_token_type_ids` and the stacked video tensors."""
+        import torch
+
         width = max(len(r) for r in rows)
         input_ids = torch.full((len(rows), width), self.pad_token_id, dtype=torch.long)
         attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
@@ -402,10 +483,17 @@ class HFQwenVL:
 
     # -- protocol ----------------------------------------------------------------------------------------------
     def generate(self, batch: list[ModelInput]) -> list[str]:
-        import torch
-
         if not batch:
             return []
+        if self.decoder != "transformers":
+            new = self.generate_ids(batch)
+            return [s.strip() for s in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
+        return self.generate_stock(batch)
+
+    def generate_stock(self, batch: list[ModelInput]) -> list[str]:
+        """The reference path: the whole left-padded batch through transformers' `generate`."""
+        import torch
+
         inputs = self.build_inputs(batch)
         dev = self.device
         for k, v in inputs.items():
@@ -419,6 +507,18 @@ class HFQwenVL:
             out = self.model.generate(**inputs, generation_config=self._generation_config())
         new = out[:, inputs["input_ids"].shape[1] :]
         return [s.strip() for s in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
+
+    def generate_ids(self, batch: list[ModelInput]):
+        """(R, T) answer ids of tempbench's own loop (`decoder` != "transformers"): per-video prefix sharing when
+        `share_prefix`, then `tempbench.models.qwen.decoding` (pad id after each row's EOS)."""
+        import torch
+
+        from tempbench.models.qwen.prefix import generate_ids
+
+        if self.generation.do_sample and self.generation.seed is not None:
+            torch.manual_seed(int(self.generation.seed))
+        with torch.inference_mode():
+            return generate_ids(self, batch, share=self.share_prefix, backend=self.decoder, stats=self.decode_stats)
 
     def identity(self) -> ModelIdentity:
         """What produced the answers: the weights' fingerprint, dtype, attention, and the options that change
@@ -437,8 +537,23 @@ class HFQwenVL:
             dtype=str(self.dtype).replace("torch.", ""), attn_implementation=self.attn_implementation,
             options=options,
             info={"name": self.name, "device": str(self.device), "vision_attention": self.vision_attention,
-                  "time_convention": self.time_convention, "versions": dict(self._versions), **zoo_info(self)},
+                  "time_convention": self.time_convention, "versions": dict(self._versions),
+                  "decoding": self.decoding_info(), **zoo_info(self)},
         )
+
+    def decoding_info(self) -> dict:
+        """How answers were decoded (provenance): the loop, prefix sharing, and what the step backend did."""
+        st = self.decode_stats
+        info = {"decoder": self.decoder, "share_prefix": self.share_prefix if self.decoder != "transformers" else False}
+        if self.decoder != "transformers":
+            info.update(backend=st.backend, steps=st.steps, step_seconds=round(st.step_seconds, 3))
+            if st.captures:
+                info.update(graph_captures=st.captures, capture_seconds=round(st.capture_seconds, 3))
+            if st.fallbacks:
+                info["fallbacks"] = sorted(set(st.fallbacks))
+            if st.record:
+                info["batches"] = list(st.batches)
+        return info
 
     def close(self) -> None:
         model = getattr(self, "model", None)

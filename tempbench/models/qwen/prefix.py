@@ -1,0 +1,225 @@
+"""Per-video prefix sharing for the Qwen adapter: one vision pass and one prefill per video, however many queries
+ask about it.
+
+In the Qwen chat templates everything before the query text is the same for every query of a video: the system
+prompt (if the template has one), the user turn's opening and the video's tokens (Qwen3: with their `<t seconds>`
+markers). For a batch of queries (`HFQwenVL.generate` with `share_prefix`):
+
+1. each query's full token row is built as in the unshared path (`HFQwenVL.row`), and its 3-D position ids come
+   from the model's own `get_rope_index` over the full rows (the reference definition unless
+   `rope_index="transformers"`), so every token gets the position it has without sharing;
+2. rows are grouped by (video object, prefix ids); the prefix ends after the video's last token (and the
+   `<|vision_end|>` that closes it);
+3. the prefixes of the batch's distinct videos are prefilled together (left padded), with the pixel values of each
+   video once: the vision tower runs once per video;
+4. each query's cache starts as a copy of its video's row (`decoding.select_rows`: attention K/V and, for Qwen3.5's
+   linear-attention layers, the conv and recurrent states too); the query suffixes (query text + assistant header)
+   are prefilled by suffix length, so no padding ever sits between a prefix and its suffix, and the rows are then
+   stacked with their padding on the left (`decoding.merge_rows`);
+5. the answer is decoded by `decoding.decode` with the chosen step backend.
+
+A query's computation is the unshared one with the work on its prefix done once: in float32 the token ids are
+identical to `generate` on the unshared batch (tests/test_models_sharing.py, all three tiny Qwen families).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from tempbench.models.qwen import decoding
+
+
+@dataclass
+class Plan:
+    """The rows of a batch and how they share: `groups[g]` = rows of group g; `prefix[g]` its prefix length."""
+
+    rows: list[list[int]]
+    group_of: list[int]
+    groups: list[list[int]]
+    prefix: list[int]
+    videos: list  # per group: the processed video dict or None
+
+
+def split_point(ids: list[int], video_token: int, vision_end: int | None) -> int:
+    """Where a row's shared prefix ends: after its last video token and the `<|vision_end|>` right after it; a
+    text-only row shares nothing but its last token is always its own (a suffix is never empty)."""
+    last = max((i for i, t in enumerate(ids) if t == video_token), default=None)
+    if last is None:
+        return len(ids) - 1
+    end = last + 1
+    while end < len(ids) - 1 and vision_end is not None and ids[end] == vision_end:
+        end += 1
+    return min(end, len(ids) - 1)
+
+
+def plan(adapter, batch, share: bool = True) -> Plan:
+    videos = adapter.videos_of(batch)
+    rows, group_of, groups, prefix, gvideos = [], [], [], [], []
+    keys: dict = {}
+    vision_end = adapter.vision_end_token_id
+    for r, (item, v) in enumerate(zip(batch, videos)):
+        ids, _grid, _sp = adapter.row(item, v)
+        p = split_point(ids, adapter.video_token_id, vision_end)
+        key = (id(v), tuple(ids[:p])) if share and v is not None else ("row", r)
+        if key not in keys:
+            keys[key] = len(groups)
+            groups.append([])
+            prefix.append(p)
+            gvideos.append(v)
+        g = keys[key]
+        groups[g].append(r)
+        group_of.append(g)
+        rows.append(ids)
+    return Plan(rows, group_of, groups, prefix, gvideos)
+
+
+def _positions(adapter, plan: Plan, videos_per_row: list) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Per row: (4, n) position ids (text row, then the three M-RoPE rows) of its real tokens; and the (2, R)
+    positions of the first answer token (text, M-RoPE)."""
+    grids, seconds = [], []
+    for v in videos_per_row:
+        if v is None:
+            continue
+        grids.append(torch.as_tensor(v["video_grid_thw"]).reshape(-1, 3).long())
+        if adapter.model_type == "qwen2_5_vl":
+            sp = v.get("second_per_grid_ts")
+            seconds.append(torch.as_tensor(sp, dtype=torch.float32).reshape(-1))
+    full = adapter.pad_rows(plan.rows, [], [], [])
+    kw = {"input_ids": full["input_ids"], "mm_token_type_ids": full["mm_token_type_ids"],
+          "attention_mask": full["attention_mask"]}
+    if grids:
+        kw["video_grid_thw"] = torch.cat(grids, 0)
+        if seconds:
+            kw["second_per_grid_ts"] = torch.cat(seconds, 0)
+    width = full["input_ids"].shape[1]
+    if grids:
+        pos, _ = adapter.model.model.get_rope_index(**kw)
+    else:
+        pos = (full["attention_mask"].long().cumsum(-1) - 1).clamp(min=0).unsqueeze(0).expand(3, -1, -1)
+    pos = pos.cpu()
+    per_row, base = [], []
+    for r, ids in enumerate(plan.rows):
+        n = len(ids)
+        mrope = pos[:, r, width - n:]
+        text = torch.arange(n, dtype=torch.long).unsqueeze(0)
+        per_row.append(torch.cat([text, mrope.long()], 0))
+        base.append([n, int(mrope.max()) + 1])
+    return per_row, torch.tensor(base, dtype=torch.long).T.contiguous()
+
+
+def _left_pad(seqs: list[torch.Tensor], value: int, width: int | None = None) -> torch.Tensor:
+    """(k, n_i) or (n_i,) tensors -> left-padded stack on a new axis 1 (k, R, width) / (R, width)."""
+    width = width or max(s.shape[-1] for s in seqs)
+    shape = (*seqs[0].shape[:-1], len(seqs), width)
+    out = torch.full(shape, value, dtype=seqs[0].dtype)
+    for i, s in enumerate(seqs):
+        out[..., i, width - s.shape[-1]:] = s
+    return out
+
+
+def _mm_types(adapter, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    mm = torch.zeros_like(ids, dtype=torch.int32)
+    mm[(ids == adapter.image_token_id) & (mask == 1)] = 1
+    mm[(ids == adapter.video_token_id) & (mask == 1)] = 2
+    return mm
+
+
+def generate_ids(adapter, batch, *, share: bool, backend: str, stats: decoding.DecodeStats) -> torch.Tensor:
+    """(R, T) answer ids for `batch` (pad id after each row's EOS), with per-video prefix sharing when `share`."""
+    import time
+
+    from transformers import DynamicCache
+
+    model = adapter.model
+    dev = adapter.device
+    g = adapter.generation
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    marks = [time.perf_counter()] if stats.record else None
+
+    def mark():
+        if marks is not None:
+            sync()
+            marks.append(time.perf_counter())
+
+    p = plan(adapter, batch, share)
+    videos_per_row = [p.videos[gi] for gi in p.group_of]
+    positions, base = _positions(adapter, p, videos_per_row)
+    kw = decoding.cache_kwarg(model)
+
+    # 1. the prefixes of the distinct videos (vision tower once per video), left padded
+    pre_ids = [torch.tensor(p.rows[rows[0]][:n], dtype=torch.long) for rows, n in zip(p.groups, p.prefix)]
+    pre_pos = [positions[rows[0]][:, :n] for rows, n in zip(p.groups, p.prefix)]
+    ids = _left_pad(pre_ids, adapter.pad_token_id)
+    mask = _left_pad([torch.ones(len(x), dtype=torch.long) for x in pre_ids], 0)
+    pos = _left_pad(pre_pos, 0)
+    inputs = {"input_ids": ids.to(dev), "attention_mask": mask.to(dev), "position_ids": pos.to(dev),
+              "mm_token_type_ids": _mm_types(adapter, ids, mask).to(dev)}
+    vids = [v for v in p.videos if v is not None]
+    if vids:
+        inputs["pixel_values_videos"] = torch.cat([torch.as_tensor(v["pixel_values_videos"]) for v in vids], 0).to(
+            dev, adapter.dtype)
+        inputs["video_grid_thw"] = torch.cat([torch.as_tensor(v["video_grid_thw"]).reshape(-1, 3).long()
+                                              for v in vids], 0).to(dev)
+    cache = DynamicCache(config=model.config.get_text_config())
+    mark()
+    model(**inputs, use_cache=True, logits_to_keep=1, **{kw: cache})
+    pre_mask = mask.to(dev)
+    del inputs
+    mark()
+
+    # 2. each query's copy of its prefix, then its suffix, prefilled with every other suffix of the same length
+    by_len: dict[int, list[int]] = {}
+    for r, ids_r in enumerate(p.rows):
+        by_len.setdefault(len(ids_r) - p.prefix[p.group_of[r]], []).append(r)
+    parts, logits, masks, stacked = [], [], [], []
+    for length, rows in sorted(by_len.items()):
+        index = torch.tensor([p.group_of[r] for r in rows], dtype=torch.long, device=dev)
+        sub = decoding.select_rows(cache, index)
+        suf_ids = torch.stack([torch.tensor(p.rows[r][p.prefix[p.group_of[r]]:], dtype=torch.long) for r in rows])
+        suf_pos = torch.stack([positions[r][:, p.prefix[p.group_of[r]]:] for r in rows], 1)
+        m = torch.cat([pre_mask.index_select(0, index), pre_mask.new_ones((len(rows), length))], 1)
+        out = model(input_ids=suf_ids.to(dev), attention_mask=m, position_ids=suf_pos.to(dev), use_cache=True,
+                    logits_to_keep=1, **{kw: sub})
+        parts.append(sub)
+        logits.append(out.logits[:, -1])
+        masks.append(m)
+        stacked.extend(rows)
+    del cache
+    order = torch.empty(len(stacked), dtype=torch.long)
+    order[torch.tensor(stacked)] = torch.arange(len(stacked))
+    order = order.to(dev)
+    if len(parts) == 1:
+        rows_cache, first = parts[0], logits[0]
+        attn = masks[0]
+        if not bool((order == torch.arange(len(order), device=dev)).all()):  # pragma: no cover - one group, in order
+            rows_cache = decoding.select_rows(rows_cache, order)
+            first, attn = first.index_select(0, order), attn.index_select(0, order)
+    else:
+        rows_cache = decoding.merge_rows(parts, order)
+        width = max(x.shape[1] for x in masks)
+        attn = torch.cat([torch.nn.functional.pad(x, (width - x.shape[1], 0)) for x in masks], 0).index_select(0, order)
+        first = torch.cat(logits, 0).index_select(0, order)
+    del parts
+
+    # 3. the answers
+    mark()
+    rule = decoding.TokenRule(g, adapter.eos_token_id, first.shape[-1], dev)
+    seen = decoding.seen_matrix(p.rows, first.shape[-1], dev) if float(g.repetition_penalty) != 1.0 else None
+    step = decoding.make_step(backend, model, rows_cache, attn, base.to(dev), int(g.max_new_tokens), stats)
+    captured = stats.capture_seconds
+    out = decoding.decode(step, first, rule, max_new_tokens=int(g.max_new_tokens), pad_id=adapter.pad_token_id,
+                          seen=seen, stats=stats, sync=sync if dev.type == "cuda" else None)
+    mark()
+    if marks is not None:
+        patches = [int(torch.as_tensor(v["video_grid_thw"]).prod()) if v is not None else 0 for v in p.videos]
+        stats.batches.append({
+            "rows": len(p.rows), "videos": len(p.groups), "prefix_tokens": list(p.prefix), "patches": patches,
+            "group_of": list(p.group_of),
+            "suffix_tokens": [len(ids) - p.prefix[gi] for ids, gi in zip(p.rows, p.group_of)],
+            "width": int(attn.shape[1]), "new_tokens": int(out.shape[1]), "backend": stats.backend,
+            "seconds": {"plan": marks[1] - marks[0], "prefix_prefill": marks[2] - marks[1],
+                        "suffix_prefill": marks[3] - marks[2], "decode": marks[4] - marks[3],
+                        "capture": stats.capture_seconds - captured}})
+    return out
