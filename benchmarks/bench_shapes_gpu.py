@@ -19,7 +19,7 @@ prompt (min = max, so random weights cannot end an answer early). Per answer len
    shape and synchronised stage seconds (model arg `stage_times=true`, `run.json` model.info.decoding.batches).
 
 Also measured in the same process: the bf16 matmul peak (8192^3, `peak_tflops_measured`) and the memory bandwidth
-(a 4 GiB device copy, `hbm_gb_s_measured`), which the FLOP shares and the decode-step bound are relative to.
+(a 4 GiB device copy, `bandwidth_gb_s_measured`), which the FLOP shares and the decode-step bound are relative to.
 Executed FLOPs are counted from the recorded shapes (`flops_*` below): each video's prefix once per batch it is in,
 each query's suffix, each decoded token.
 
@@ -28,6 +28,11 @@ each query's suffix, each decoded token.
     python benchmarks/bench_shapes_gpu.py --merge shapes_charades.json shapes_anet.json \\
         --out docs/results/bench_run_gpu_h200.json
     python benchmarks/bench_shapes_gpu.py --tiny --out /tmp/shapes_tiny.json     # CPU smoke test, tiny model
+
+`--merge` merges blocks of one scenario answer length by answer length: a command cut by its time limit (its
+`complete` false; what it finished is saved after each answer length) plus a command that ran only what was
+missing (`--scenario anet --answers cot`) make one file; the merged file lists each command under `commands` and
+is `complete` when every scenario has both answer lengths (`--note` adds a note).
 """
 
 from __future__ import annotations
@@ -499,11 +504,61 @@ def run_scenario(task: str, *, args, model_dir: Path, device: dict, cuda: bool, 
     return out
 
 
+NESTED_KEY = {"anet": "activitynet"}  # the key of a scenario below the top one (else its own name)
+COMMAND_KEYS = ("commands", "command_seconds", "complete", "note")  # about a whole command or a merged file
+
+
+def _blocks(d: dict) -> list[dict]:
+    """The scenario blocks of a results dict, the top one first, each without the blocks nested in it."""
+    nested = [v for v in d.values() if isinstance(v, dict) and "scenario" in v]
+    top = {k: v for k, v in d.items() if not (isinstance(v, dict) and "scenario" in v) and k not in COMMAND_KEYS}
+    return [top] + [b for v in nested for b in _blocks(v)]
+
+
 def merge(primary: dict, others: list[dict]) -> dict:
-    """One results file: the first scenario's figures at the top (`short`, `cot`), the others under their name."""
-    out = dict(primary)
-    for o in others:
-        out["activitynet" if o["scenario"] == "anet" else o["scenario"]] = o
+    """One results file: the first scenario's figures at the top (`short`, `cot`), the others under their name
+    (`activitynet` for anet). Blocks of the same scenario are merged answer length by answer length, so a command
+    cut by its time limit plus a command that ran only the missing answer length make one scenario: an answer
+    length that comes from another command than its scenario block keeps that command's `produced_by` and
+    `device_rates` in it (its FLOP shares and bound are relative to them); a later file's answer length replaces
+    an earlier one's."""
+    import copy
+
+    blocks: list[dict] = []
+    for d in [primary, *others]:
+        for b in _blocks(copy.deepcopy(d)):
+            same = next((x for x in blocks if x["scenario"] == b["scenario"]), None)
+            if same is None:
+                blocks.append(b)
+                continue
+            for name in ANSWERS:
+                if name in b:
+                    ans = b[name]
+                    if b.get("produced_by") != same.get("produced_by"):
+                        ans.setdefault("produced_by", b.get("produced_by"))
+                        ans.setdefault("device_rates", b.get("device_rates"))
+                    same[name] = ans
+    out = blocks[0]
+    for b in blocks[1:]:
+        out[NESTED_KEY.get(b["scenario"], b["scenario"])] = b
+    return out
+
+
+def merge_files(parts: list[dict], note: str | None = None) -> dict:
+    """`--merge`: `merge` of whole files, plus `commands` (each file's command, whether it ran to its end, its seconds,
+    and what it holds) and `complete`: every scenario of the merged file has every answer length."""
+    out = merge(parts[0], parts[1:])
+    commands = []
+    for d in parts:
+        for c in d.get("commands") or [{"produced_by": d.get("produced_by"), "complete": d.get("complete"),
+                                         "command_seconds": d.get("command_seconds")}]:
+            c = dict(c)
+            c.setdefault("holds", [f"{b['scenario']}.{n}" for b in _blocks(d) for n in ANSWERS if n in b])
+            commands.append(c)
+    out["commands"] = commands
+    out["complete"] = all(n in b for b in _blocks(out) for n in ANSWERS)
+    if note:
+        out["note"] = note
     return out
 
 
@@ -522,11 +577,13 @@ def main(argv=None) -> int:
     ap.add_argument("--tiny", action="store_true", help="CPU smoke test with the tiny float32 model")
     ap.add_argument("--merge", nargs="+", type=Path, default=None, metavar="JSON",
                     help="merge the JSON files of separate commands (the first one's figures at the top) into --out")
+    ap.add_argument("--note", default=None, help="with --merge: a note stored in the merged file (e.g. why a command "
+                                                   "was cut)")
     args = ap.parse_args(argv)
 
     if args.merge:
         parts = [json.loads(p.read_text()) for p in args.merge]
-        text = json.dumps(merge(parts[0], parts[1:]), indent=2)
+        text = json.dumps(merge_files(parts, args.note), indent=2)
         if args.out:
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(text + "\n")

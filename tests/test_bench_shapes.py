@@ -61,6 +61,33 @@ def test_fixed_subset_and_merge(bench):
     assert merged["short"] == 1 and merged["activitynet"]["short"] == 3
 
 
+def test_merge_a_cut_command_with_the_missing_piece(bench):
+    """A command cut by its time limit during ActivityNet's cot (no `activitynet.cot`), then a command that ran only
+    that piece: one file with both scenarios and both answer lengths; nothing of the first file is lost."""
+    rates1, rates2 = {"peak_tflops_measured": 800.0}, {"peak_tflops_measured": 790.0}
+    first = {"scenario": "charades", "produced_by": "cmd1", "device_rates": rates1, "short": {"q": 1}, "cot": {"q": 2},
+             "activitynet": {"scenario": "anet", "produced_by": "cmd1", "device_rates": rates1, "queries": 55,
+                             "short": {"q": 3}},
+             "command_seconds": 492.0, "complete": False}
+    second = {"scenario": "anet", "produced_by": "cmd2", "device_rates": rates2, "queries": 55, "cot": {"q": 4},
+              "command_seconds": 186.0, "complete": True}
+    m = bench.merge_files([first, second], note="cmd1 was killed at its limit")
+    assert m["short"] == {"q": 1} and m["cot"] == {"q": 2}
+    anet = m["activitynet"]
+    assert anet["short"] == {"q": 3} and anet["produced_by"] == "cmd1"  # the cut command's piece is kept
+    assert anet["cot"] == {"q": 4, "produced_by": "cmd2", "device_rates": rates2}  # relative to its own run
+    assert m["complete"] is True and m["note"] == "cmd1 was killed at its limit"
+    assert [(c["produced_by"], c["complete"], c["holds"]) for c in m["commands"]] == [
+        ("cmd1", False, ["charades.short", "charades.cot", "anet.short"]), ("cmd2", True, ["anet.cot"])]
+    assert "command_seconds" not in m and "commands" not in anet and first["activitynet"].get("cot") is None
+    # without the missing piece, the merged file says it is incomplete
+    assert bench.merge_files([first])["complete"] is False
+    # a scenario in the primary position merges too (charades short and cot as separate commands)
+    one = bench.merge_files([{"scenario": "charades", "produced_by": "a", "short": {"q": 1}},
+                             {"scenario": "charades", "produced_by": "b", "cot": {"q": 2}}])
+    assert one["short"] == {"q": 1} and one["cot"]["q"] == 2 and one["cot"]["produced_by"] == "b"
+
+
 def test_tiny_benchmark_end_to_end(tmp_path):
     out = tmp_path / "shapes.json"
     proc = subprocess.run([sys.executable, str(SCRIPT), "--tiny", "--scenario", "charades,anet", "--work",
