@@ -11,6 +11,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+from clip_helpers import make_clip  # noqa: E402
+
 from tempbench.errors import TempbenchError  # noqa: E402
 from tempbench.models.base import GenerationSettings, ModelInput  # noqa: E402
 from tempbench.models.qwen.adapter import HFQwenVL  # noqa: E402
@@ -22,15 +24,6 @@ from tempbench.video import Clip, VideoSettings, decode_video  # noqa: E402
 
 SMALL = VideoSettings(min_pixels=32 * 32, max_pixels=64 * 96, min_frames=2, total_pixels=64 * 96 * 100)
 FAMILIES = ("qwen3_vl", "qwen3_5")
-
-
-def make_clip(t=6, h=64, w=96, src_fps=29.97, total=301, seed=0) -> Clip:
-    """A decoded-looking clip: frames sampled from `total` source frames at `src_fps` (indices as qwen-vl-utils)."""
-    rng = np.random.default_rng(seed)
-    idx = np.rint(np.linspace(0, total - 1, t)).astype(np.int64)
-    return Clip(frames=rng.integers(0, 256, (t, h, w, 3), dtype=np.uint8), timestamps=idx / src_fps,
-                fps=t / total * src_fps, duration=total / src_fps, source_fps=src_fps, path=f"memory-{seed}",
-                indices=idx, n_source_frames=total)
 
 
 @pytest.fixture(scope="module")

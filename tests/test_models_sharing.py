@@ -9,16 +9,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+from clip_helpers import make_clip  # noqa: E402
+
 from tempbench.models.base import GenerationSettings, ModelInput  # noqa: E402
 from tempbench.models.qwen import decoding, prefix  # noqa: E402
 from tempbench.models.qwen.adapter import HFQwenVL  # noqa: E402
-from tempbench.video import Clip, VideoSettings  # noqa: E402
+from tempbench.video import VideoSettings  # noqa: E402
 
 FAMILIES = ("qwen2_5_vl", "qwen3_vl", "qwen3_5")
 SETTINGS = {
@@ -28,14 +29,6 @@ SETTINGS = {
 SETTINGS["qwen3_5"] = SETTINGS["qwen3_vl"]
 QUERIES = ["where is it?", "find the person opening the door now, then closing it again", "a",
            "when does the dog run across the yard?", "zz top", "the second thing", "someone laughs"]
-
-
-def make_clip(t=6, h=64, w=96, src_fps=29.97, total=301, seed=0) -> Clip:
-    rng = np.random.default_rng(seed)
-    idx = np.rint(np.linspace(0, total - 1, t)).astype(np.int64)
-    return Clip(frames=rng.integers(0, 256, (t, h, w, 3), dtype=np.uint8), timestamps=idx / src_fps,
-                fps=t / total * src_fps, duration=total / src_fps, source_fps=src_fps, path=f"memory-{seed}",
-                indices=idx, n_source_frames=total)
 
 
 @pytest.fixture(scope="module")
