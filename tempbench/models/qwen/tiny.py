@@ -218,9 +218,11 @@ def seeded_init(make, seed: int):
         torch.random.set_rng_state(state)
 
 
-def _save_tokenizer(tok, out: Path, fast_cls) -> None:
-    """The tokenizer as a Hugging Face fast tokenizer (Qwen special tokens, left padding, the chat template)."""
-    fast_cls(
+def save_tokenizer(tok, out: Path, chat_template: str = QWEN_VL_CHAT_TEMPLATE) -> None:
+    """The tokenizer as a Hugging Face fast tokenizer (Qwen special tokens, left padding, `chat_template`)."""
+    from transformers import PreTrainedTokenizerFast
+
+    PreTrainedTokenizerFast(
         tokenizer_object=tok,
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",
@@ -230,8 +232,20 @@ def _save_tokenizer(tok, out: Path, fast_cls) -> None:
         model_max_length=32768,
         padding_side="left",
         clean_up_tokenization_spaces=False,
-        chat_template=QWEN_VL_CHAT_TEMPLATE,
+        chat_template=chat_template,
     ).save_pretrained(out)
+
+
+def tiny_generation_config(token_ids: dict[str, int]):
+    """Greedy generation that ends at <|im_end|> or <|endoftext|> (the tiny models' shared settings)."""
+    from transformers import GenerationConfig
+
+    return GenerationConfig(
+        bos_token_id=token_ids["<|endoftext|>"],
+        eos_token_id=[token_ids["<|im_end|>"], token_ids["<|endoftext|>"]],
+        pad_token_id=token_ids["<|endoftext|>"],
+        do_sample=False,
+    )
 
 
 def sized_config_dict(token_ids: dict[str, int], vocab_size: int, sizes: dict | None = None) -> dict:
@@ -262,13 +276,12 @@ def write_model_files(out_dir: str | os.PathLike, sizes: dict | None = None, voc
     """A model folder WITHOUT weights: the tokenizer trained here, the chat template, and `config.json`,
     `generation_config.json` and `preprocessor_config.json` written as plain JSON (no keys of one transformers
     version, so that every 5.x reads them). `init_weights` then draws its weights."""
-    from transformers import PreTrainedTokenizerFast
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tok = build_tokenizer(vocab_size)
     ids = {t: tok.token_to_id(t) for t in SPECIAL_TOKENS}
-    _save_tokenizer(tok, out, PreTrainedTokenizerFast)
+    save_tokenizer(tok, out)
     for name in ("special_tokens_map.json",):
         (out / name).unlink(missing_ok=True)
     cfg = {**sized_config_dict(ids, tok.get_vocab_size(), sizes), "dtype": "float32"}
@@ -331,8 +344,6 @@ def build_tiny_qwen2_5_vl(out_dir: str | os.PathLike, seed: int = 0, vocab_size:
     small model of benchmarks/train_synthetic_gpu.py; tokenizer and chat format stay the same.
     """
     from transformers import (
-        GenerationConfig,
-        PreTrainedTokenizerFast,
         Qwen2_5_VLConfig,
         Qwen2_5_VLForConditionalGeneration,
     )
@@ -342,17 +353,12 @@ def build_tiny_qwen2_5_vl(out_dir: str | os.PathLike, seed: int = 0, vocab_size:
 
     tok = build_tokenizer(vocab_size)
     ids = {t: tok.token_to_id(t) for t in SPECIAL_TOKENS}
-    _save_tokenizer(tok, out, PreTrainedTokenizerFast)
+    save_tokenizer(tok, out)
     cfg = sized_config_dict(ids, tok.get_vocab_size(), sizes)
     config = Qwen2_5_VLConfig(**cfg)
     config.dtype = "float32"
     model = seeded_init(lambda: Qwen2_5_VLForConditionalGeneration(config), seed)
-    model.generation_config = GenerationConfig(
-        bos_token_id=ids["<|endoftext|>"],
-        eos_token_id=[ids["<|im_end|>"], ids["<|endoftext|>"]],
-        pad_token_id=ids["<|endoftext|>"],
-        do_sample=False,
-    )
+    model.generation_config = tiny_generation_config(ids)
     model.save_pretrained(out)
     _write_preprocessor_config(out)
     (out / "TEMPBENCH_TINY.json").write_text(

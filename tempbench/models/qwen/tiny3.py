@@ -144,32 +144,26 @@ def _processor_configs(out: Path) -> None:
 def build_tiny_qwen3(out_dir: str | os.PathLike, family: str = "qwen3_vl", seed: int = 0,
                      vocab_size: int = 1024) -> Path:
     """Write a tiny float32 model folder of `family` ("qwen3_vl" | "qwen3_5") to `out_dir`; return its path."""
-    from transformers import (
-        AutoConfig,
-        AutoModelForImageTextToText,
-        GenerationConfig,
-        PreTrainedTokenizerFast,
-    )
+    from transformers import AutoConfig, AutoModelForImageTextToText
 
-    from tempbench.models.qwen.tiny import SPECIAL_TOKENS, build_tokenizer, seeded_init
+    from tempbench.models.qwen.tiny import (
+        SPECIAL_TOKENS,
+        build_tokenizer,
+        save_tokenizer,
+        seeded_init,
+        tiny_generation_config,
+    )
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tok = build_tokenizer(vocab_size)
     ids = {t: tok.token_to_id(t) for t in SPECIAL_TOKENS}
-    PreTrainedTokenizerFast(
-        tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>", unk_token=None, bos_token=None,
-        additional_special_tokens=[t for t in SPECIAL_TOKENS if t not in ("<|im_end|>", "<|endoftext|>")],
-        model_max_length=32768, padding_side="left", clean_up_tokenization_spaces=False,
-        chat_template=QWEN3_VL_CHAT_TEMPLATE,
-    ).save_pretrained(out)
+    save_tokenizer(tok, out, chat_template=QWEN3_VL_CHAT_TEMPLATE)
     cfg = tiny_config_dict(ids, tok.get_vocab_size(), family)
     config = AutoConfig.for_model(**cfg)
     config.dtype = "float32"
     model = seeded_init(lambda: AutoModelForImageTextToText.from_config(config), seed)
-    model.generation_config = GenerationConfig(
-        bos_token_id=ids["<|endoftext|>"], eos_token_id=[ids["<|im_end|>"], ids["<|endoftext|>"]],
-        pad_token_id=ids["<|endoftext|>"], do_sample=False)
+    model.generation_config = tiny_generation_config(ids)
     model.save_pretrained(out)
     _processor_configs(out)
     (out / "TEMPBENCH_TINY.json").write_text(json.dumps(
