@@ -230,15 +230,19 @@ def _highlight_records(n=1500):
             for i in range(n)]
 
 
-# The child reports its own peak resident memory (VmHWM of its address space after exec): getrusage's ru_maxrss
-# would also count the RSS the child had when it was forked from this (large) test process.
-PEAK_REPORTER = ("import atexit, sys\n"
-                 "def _peak():\n"
-                 "    kb = next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1]\n"
-                 "    sys.stderr.write(f'peak-rss-kb {kb}\\n')\n"
-                 "atexit.register(_peak)\n"
-                 "from tempbench.cli import main\n"
-                 "main()\n")
+def _peak_reporter() -> str:
+    """The child's own peak-memory report (`PEAK_REPORTER` of benchmarks/bench_score_5mb.py, measured the same way)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_score_5mb.py"
+    spec = importlib.util.spec_from_file_location("bench_score_5mb", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.PEAK_REPORTER
+
+
+PEAK_REPORTER = _peak_reporter()
 
 
 def _score_in_a_fresh_process(args, cwd) -> tuple[int, str, float, float]:
