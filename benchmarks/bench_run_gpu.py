@@ -150,7 +150,7 @@ def per_sample_loop(adapter, records: list[dict], videos: Path, vs, tokens: dict
         inputs = {k: v.to(adapter.device) for k, v in inputs.items()}
         inputs["pixel_values_videos"] = inputs["pixel_values_videos"].to(adapter.dtype)
         with torch.inference_mode():
-            adapter.model.generate(**inputs, generation_config=adapter._generation_config())
+            adapter.model.generate(**inputs, generation_config=adapter.generation.transformers_config(adapter.eos_token_id, adapter.pad_token_id))
     if cuda:
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t0
@@ -258,7 +258,7 @@ def main(argv=None):
                                                                           inputs["video_grid_thw"])),
                 ("prefill", lambda: adapter.model.generate(**inputs, max_new_tokens=1, min_new_tokens=1,
                                                            do_sample=False)),
-                ("generate", lambda: adapter.model.generate(**inputs, generation_config=adapter._generation_config())),
+                ("generate", lambda: adapter.model.generate(**inputs, generation_config=adapter.generation.transformers_config(adapter.eos_token_id, adapter.pad_token_id))),
             ):
                 if name not in stages:
                     continue

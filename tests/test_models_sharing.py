@@ -98,7 +98,7 @@ def test_shared_token_ids_equal_generate_ids(adapters, family, restore):
     batch = mixed_batch(a)
     inputs = a.build_inputs(batch)
     with torch.inference_mode():
-        ref = a.model.generate(**inputs, generation_config=a._generation_config())[:, inputs["input_ids"].shape[1]:]
+        ref = a.model.generate(**inputs, generation_config=a.generation.transformers_config(a.eos_token_id, a.pad_token_id))[:, inputs["input_ids"].shape[1]:]
     got = a.generate_ids(batch)
     assert got.shape == ref.shape and torch.equal(got, ref)
 
@@ -141,12 +141,12 @@ def test_eos_stops_rows_and_the_loop(adapters, family, restore):
     batch = mixed_batch(a)[:4]
     inputs = a.build_inputs(batch)
     with torch.inference_mode():
-        free = a.model.generate(**inputs, generation_config=a._generation_config())[:, inputs["input_ids"].shape[1]:]
+        free = a.model.generate(**inputs, generation_config=a.generation.transformers_config(a.eos_token_id, a.pad_token_id))[:, inputs["input_ids"].shape[1]:]
     saved = a.eos_token_id
     try:
         a.eos_token_id = saved + [int(free[0, 2]), int(free[1, 4])]
         ref = a.generate_stock(batch)
-        cfg = a._generation_config()
+        cfg = a.generation.transformers_config(a.eos_token_id, a.pad_token_id)
         with torch.inference_mode():
             ref_ids = a.model.generate(**inputs, generation_config=cfg)[:, inputs["input_ids"].shape[1]:]
         for decoder in ("dynamic", "static"):

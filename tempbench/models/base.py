@@ -64,6 +64,22 @@ class GenerationSettings:
         if not (self.repetition_penalty > 0):
             raise TempbenchError(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
 
+    def transformers_config(self, eos_token_id, pad_token_id):
+        """These settings as a transformers `GenerationConfig` (nothing taken from a checkpoint's own defaults;
+        sampling without top-k)."""
+        from transformers import GenerationConfig
+
+        kw = dict(max_new_tokens=int(self.max_new_tokens), do_sample=bool(self.do_sample),
+                  repetition_penalty=float(self.repetition_penalty), eos_token_id=eos_token_id,
+                  pad_token_id=pad_token_id)
+        if self.min_new_tokens:
+            kw["min_new_tokens"] = int(self.min_new_tokens)
+        if self.do_sample:
+            kw.update(temperature=float(self.temperature), top_p=float(self.top_p), top_k=0)
+        else:
+            kw.update(temperature=None, top_p=None, top_k=None)
+        return GenerationConfig(**kw)
+
     def to_dict(self) -> dict:
         d = asdict(self)
         if d["min_new_tokens"] is None:

@@ -175,7 +175,6 @@ class HFGenericVLM:
 
     def _generate(self, batch: list[ModelInput]) -> list[str]:
         import torch
-        from transformers import GenerationConfig
 
         if not batch:
             return []
@@ -184,19 +183,11 @@ class HFGenericVLM:
             if hasattr(v, "is_floating_point") and v.is_floating_point():
                 inputs[k] = v.to(self.dtype)
         g = self.generation
-        kw = dict(max_new_tokens=int(g.max_new_tokens), do_sample=bool(g.do_sample),
-                  repetition_penalty=float(g.repetition_penalty), eos_token_id=self.eos_token_id,
-                  pad_token_id=self.pad_token_id)
-        if g.min_new_tokens:
-            kw["min_new_tokens"] = int(g.min_new_tokens)
-        if g.do_sample:
-            kw.update(temperature=float(g.temperature), top_p=float(g.top_p), top_k=0)
-        else:
-            kw.update(temperature=None, top_p=None, top_k=None)
         if g.do_sample and g.seed is not None:
             torch.manual_seed(int(g.seed))
         with torch.inference_mode():
-            out = self.model.generate(**inputs, generation_config=GenerationConfig(**kw))
+            out = self.model.generate(**inputs,
+                                      generation_config=g.transformers_config(self.eos_token_id, self.pad_token_id))
         new = out[:, inputs["input_ids"].shape[1] :]
         return [s.strip() for s in self.processor.batch_decode(new, skip_special_tokens=True)]
 

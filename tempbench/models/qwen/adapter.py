@@ -462,25 +462,6 @@ class HFQwenVL:
                                  f"{self.timestamps!r}")
         return expand_video(text, times, h * w // self.merge_size**2, self.layout, pad=self.video_token)
 
-    def _generation_config(self):
-        from transformers import GenerationConfig
-
-        g = self.generation
-        kw = dict(
-            max_new_tokens=int(g.max_new_tokens),
-            do_sample=bool(g.do_sample),
-            repetition_penalty=float(g.repetition_penalty),
-            eos_token_id=self.eos_token_id,
-            pad_token_id=self.pad_token_id,
-        )
-        if g.min_new_tokens:
-            kw["min_new_tokens"] = int(g.min_new_tokens)
-        if g.do_sample:
-            kw.update(temperature=float(g.temperature), top_p=float(g.top_p), top_k=0)
-        else:
-            kw.update(temperature=None, top_p=None, top_k=None)
-        return GenerationConfig(**kw)
-
     # -- protocol ----------------------------------------------------------------------------------------------
     def generate(self, batch: list[ModelInput]) -> list[str]:
         if not batch:
@@ -504,7 +485,8 @@ class HFQwenVL:
         if self.generation.do_sample and self.generation.seed is not None:
             torch.manual_seed(int(self.generation.seed))
         with torch.inference_mode():
-            out = self.model.generate(**inputs, generation_config=self._generation_config())
+            config = self.generation.transformers_config(self.eos_token_id, self.pad_token_id)
+            out = self.model.generate(**inputs, generation_config=config)
         new = out[:, inputs["input_ids"].shape[1] :]
         return [s.strip() for s in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
 
