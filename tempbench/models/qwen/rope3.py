@@ -35,30 +35,32 @@ def _split_video_grids(video_grid_thw):
 def qwen3_vl_rope_index(input_ids, mm_token_type_ids, image_grid_thw=None, video_grid_thw=None, attention_mask=None,
                         *, spatial_merge_size: int = 2, **_: Any):
     """Position ids (3, batch, seq) and rope deltas (batch, 1) per the module docstring. Padded positions get 0."""
+    import numpy as np
     import torch
 
+    # computed on the host in numpy and moved once, as in `rope.qwen_vl_rope_index`: a row of a long video has two
+    # runs per frame, and per-run kernels and host syncs on an accelerator would cost more than the ids
     device = input_ids.device
     batch, length = input_ids.shape
-    position_ids = torch.zeros(3, batch, length, dtype=torch.long, device=device)
+    types_all = torch.as_tensor(mm_token_type_ids).cpu().numpy()
+    keep_all = (torch.as_tensor(attention_mask).cpu().numpy().astype(bool) if attention_mask is not None
+                else np.ones((batch, length), dtype=bool))
+    position_ids = np.zeros((3, batch, length), dtype=np.int64)
     images = iter([tuple(int(v) for v in g) for g in (image_grid_thw.tolist() if image_grid_thw is not None else [])])
     videos = iter(_split_video_grids(video_grid_thw))
     m = int(spatial_merge_size)
     deltas = []
     for b in range(batch):
-        keep = attention_mask[b].bool().to(device) if attention_mask is not None else \
-            torch.ones(length, dtype=torch.bool, device=device)
-        types = mm_token_type_ids[b].to(device)[keep].tolist()
-        chunks, start, i, n = [], 0, 0, len(types)
-        while i < n:
-            j = i
-            while j < n and types[j] == types[i]:
-                j += 1
-            kind = types[i]
+        keep = keep_all[b]
+        types = types_all[b][keep]
+        n = len(types)
+        bounds = np.concatenate([[0], np.flatnonzero(types[1:] != types[:-1]) + 1, [n]]) if n else np.zeros(1, int)
+        chunks, start = [], 0
+        for i, j in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+            kind = int(types[i])
             if kind == 0:
-                chunk = torch.arange(j - i, device=device).view(1, -1).expand(3, -1) + start
-                chunks.append(chunk)
+                chunks.append(np.broadcast_to(np.arange(j - i, dtype=np.int64) + start, (3, j - i)))
                 start = start + (j - i)
-                i = j
                 continue
             if kind not in (1, 2):
                 raise TempbenchError(f"row {b}: unsupported modality type {kind} in mm_token_type_ids")
@@ -73,20 +75,21 @@ def qwen3_vl_rope_index(input_ids, mm_token_type_ids, image_grid_thw=None, video
                 if size > j - i:
                     raise TempbenchError(f"row {b}: a vision run of {j - i} tokens does not match grid {grid} "
                                          f"(merge {m})")
-                t_idx = torch.arange(t, device=device).view(-1, 1, 1).expand(t, lh, lw).flatten()
-                h_idx = torch.arange(lh, device=device).view(1, -1, 1).expand(t, lh, lw).flatten()
-                w_idx = torch.arange(lw, device=device).view(1, 1, -1).expand(t, lh, lw).flatten()
-                chunk = torch.stack([t_idx, h_idx, w_idx]) + start
+                t_idx = np.broadcast_to(np.arange(t)[:, None, None], (t, lh, lw)).reshape(-1)
+                h_idx = np.broadcast_to(np.arange(lh)[None, :, None], (t, lh, lw)).reshape(-1)
+                w_idx = np.broadcast_to(np.arange(lw)[None, None, :], (t, lh, lw)).reshape(-1)
+                chunk = np.stack([t_idx, h_idx, w_idx]).astype(np.int64) + start
                 chunks.append(chunk)
                 start = int(chunk.max()) + 1
                 i += size
         if chunks:
-            pos = torch.cat(chunks, dim=1)
+            pos = np.concatenate(chunks, axis=1)
             position_ids[:, b, keep] = pos
             deltas.append(int(pos.max()) + 1 - n)
         else:
             deltas.append(0)
-    return position_ids, torch.tensor(deltas, device=device, dtype=torch.long).unsqueeze(1)
+    return (torch.from_numpy(position_ids).to(device),
+            torch.tensor(deltas, dtype=torch.long).unsqueeze(1).to(device))
 
 
 def install_reference_rope_index3(model) -> None:
