@@ -403,8 +403,12 @@ def main(argv=None) -> int:
     if args.init_weights is not None:
         from tempbench.io import sha256_file as _sha
 
-        got = _sha(args.init_weights) if args.init_weights.is_file() else None
-        if got is None or got != args.init_sha256:
+        if not args.init_weights.is_file():
+            ap.error(f"--init-weights {args.init_weights}: no such file")
+        if args.init_sha256 is None:
+            ap.error("--init-weights needs --init-sha256 (the sha256 of the earlier stage's weights)")
+        got = _sha(args.init_weights)
+        if got != args.init_sha256:
             ap.error(f"--init-weights {args.init_weights}: sha256 {got} is not --init-sha256 {args.init_sha256}")
     out = args.out.resolve()
     work = (args.work or out.parent / "tb-tiny-work").resolve()

@@ -107,3 +107,29 @@ def test_install_ships_the_weights_and_pins_them(smoke, tmp_path):
                           text=True)
     assert proc.returncode == 2 and proc.stderr.startswith("error: ") and "is not the file the run recorded" in \
         proc.stderr and not shipped.exists()
+
+
+def test_a_later_stage_starts_from_the_earlier_weights(smoke, tmp_path):
+    """--init-weights: the second stage's model starts from the first stage's exported weights (its first loss is
+    below the first stage's first loss, from a seeded draw) and the results name those weights by sha256."""
+    weights = smoke / "out" / "model.safetensors"
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+    env = {k: v for k, v in os.environ.items() if k not in ("TEMPBENCH_HOME", "RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--smoke", "--out", str(tmp_path / "out"), "--work",
+                           str(tmp_path / "work"), "--init-weights", str(weights), "--init-sha256", digest],
+                          capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    first = json.loads((smoke / "out" / "train_tiny_synthetic.json").read_text())
+    second = json.loads((tmp_path / "out" / "train_tiny_synthetic.json").read_text())
+    assert second["init"] == {"weights": str(weights), "sha256": digest}
+    assert first["init"] == {"seed": 0}
+    assert second["curves"]["loss"][0] < first["curves"]["loss"][0]
+
+
+def test_a_later_stage_refuses_weights_of_another_sha256(smoke, tmp_path):
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--smoke", "--out", str(tmp_path / "out"),
+                           "--init-weights", str(smoke / "out" / "model.safetensors"), "--init-sha256", "0" * 64],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "is not --init-sha256 " + "0" * 64 in proc.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "out").exists()
