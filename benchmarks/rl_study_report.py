@@ -78,7 +78,8 @@ class Run:
 
 
 def load_runs(paths: list[Path], tmp: Path) -> tuple[dict[str, Run], list[dict], list[dict], list[str]]:
-    """Runs by name (the first archive in name order wins), the archives read (file, sha256, runs), the study
+    """Runs by name (the first archive in name order wins; a rerun found again in a later archive is kept as
+    `NAME@TAG`, each rerun being its own reproducibility check), the archives read (file, sha256, runs), the study
     statuses they carry, and warnings (a run found twice)."""
     archives = []
     for p in paths:
@@ -100,6 +101,10 @@ def load_runs(paths: list[Path], tmp: Path) -> tuple[dict[str, Run], list[dict],
             if not json.loads((folder / "summary.json").read_text()).get("complete"):
                 continue
             if name in runs:
+                tag = arc.name.removeprefix("rl_study_").removesuffix(".tar.gz")
+                if runs[name].rerun_of and f"{name}@{tag}" not in runs:  # a rerun repeated elsewhere: each is a check
+                    runs[f"{name}@{tag}"] = Run(f"{name}@{tag}", folder, arc)
+                    continue
                 warnings.append(f"{name} is in {runs[name].archive.name} and {arc.name}: the first is used")
                 continue
             runs[name] = Run(name, folder, arc)
