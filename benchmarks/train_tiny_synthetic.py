@@ -82,8 +82,9 @@ def generate_data(work: Path, home: Path, args) -> dict[str, list[dict]]:
         info = synthetic.generate(train_dir / f"{name}-annotations", "train", name, n_videos=counts[name],
                                   videos=False)
         records[name] = info["records"]
-        jobs += [(settings, seed, i, str(videos), None) for i, r in enumerate(info["records"])
-                 if not (videos / f"{r['vid']}.mp4").is_file()]
+        if args.train_frames == "decode":  # rendered train frames need no file
+            jobs += [(settings, seed, i, str(videos), None) for i, r in enumerate(info["records"])
+                     if not (videos / f"{r['vid']}.mp4").is_file()]
         if args.smoke:
             continue
         for split in EVAL_SPLITS:  # the whole split (the runner would generate it on first use as well)
@@ -191,7 +192,9 @@ def recipe(args, train_file: Path, videos: Path, n_train: int) -> dict:
                   "max_grad_norm": 1.0},
         # float32 weights and compute: a 4.4 M model gains nothing from bf16, and an earlier bf16 run diverged
         "model_opts": {"bf16": False, "gradient_checkpointing": False},
-        "data": {"workers": args.workers, "cache": True, "cache_on_device": True},
+        # decoded files: each video prepared once and kept on the GPU; rendered frames: every video is new (no cache)
+        "data": {"workers": args.workers, "cache": args.train_frames == "decode",
+                 "cache_on_device": args.train_frames == "decode", "frames": args.train_frames},
         "log": {"save_steps": max(1, steps // args.checkpoints), "progress": False},
     }
     if args.smoke:
@@ -391,6 +394,10 @@ def main(argv=None) -> int:
                     help="start from these weights (a later stage: an earlier stage's model.safetensors) instead of "
                          "the seeded draw; --init-sha256 must name them")
     ap.add_argument("--init-sha256", default=None, help="the sha256 that --init-weights must have")
+    ap.add_argument("--train-frames", choices=("decode", "render"), default="decode",
+                    help="train videos: decode = mp4 files generated first, prepared once and cached on the GPU; "
+                         "render = frames rendered without a file (data.frames), so any number of distinct videos "
+                         "costs no disk and no generation step")
     ap.add_argument("--eval-batch", type=int, default=64)
     ap.add_argument("--eval-limit", type=int, default=None, help="evaluate the first N queries only")
     ap.add_argument("--max-new-tokens", type=int, default=48)

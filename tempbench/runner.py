@@ -248,7 +248,34 @@ class VideoLoader:
         if path is None:
             raise TempbenchError(f"video {rec['vid']} not found in {self.video_dir}")
         clip = decode_video(path, self.settings)
-        return self.preprocess(clip) if self.preprocess is not None else clip
+        return portable(self.preprocess(clip)) if self.preprocess is not None else clip
+
+
+def portable(video):
+    """Processed video inputs (a dict) with numpy arrays in place of torch tensors, for the way back from a worker
+    process: an array crosses the pipe as one pickled buffer, while a tensor goes through torch's shared-memory
+    handles, which cost about twice as much per item (`benchmarks/train_data_rate.py`). The Qwen adapter turns
+    them back into tensors without a copy."""
+    if not isinstance(video, dict):
+        return video
+    import torch
+
+    return {k: v.numpy() if isinstance(v, torch.Tensor) else v for k, v in video.items()}
+
+
+class RenderedLoader:
+    """Render one generated query's video without its file (`data.frames = "render"` in training; picklable, for
+    prefetch worker processes): `tempbench.tasks.synthetic.rendered_clip`. It returns the clip's uint8 frames (a
+    few hundred KB), which the trainer preprocesses on its accelerator: a preprocessed float32 video is several
+    times larger and costs more to pass between processes than to make (`benchmarks/train_data_rate.py`)."""
+
+    def __init__(self, settings):
+        self.settings = settings
+
+    def __call__(self, rec):
+        from .tasks.synthetic import rendered_clip
+
+        return rendered_clip(rec["vid"], self.settings)
 
 
 def _generation(options: dict):

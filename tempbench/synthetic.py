@@ -20,12 +20,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tempbench.errors import TempbenchError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from tempbench.video import Clip
 
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (225, 30, 30),
@@ -114,9 +119,10 @@ def default_object_size(size: tuple[int, int]) -> int:
 
 
 def render_scene(rng: np.random.Generator, n_frames: int, size: tuple[int, int],
-                 objects: tuple[SceneObject, ...] | list[SceneObject]) -> np.ndarray:
+                 objects: tuple[SceneObject, ...] | list[SceneObject], indices=None) -> np.ndarray:
     """Frames (T, H, W, 3) uint8: the moving background, plus each object in its frames, moving on a straight
-    line between two random points. Draws from `rng`: texture, tint, velocity, then each object's two points."""
+    line between two random points. Draws from `rng`: texture, tint, velocity, then each object's two points.
+    `indices`: render only these frames (the same pixels as those rows of the whole video)."""
     w, h = size
     tex = _texture(rng, h, w)
     tint = rng.uniform(0.9, 1.1, size=3)
@@ -126,15 +132,38 @@ def render_scene(rng: np.random.Generator, n_frames: int, size: tuple[int, int],
         y0, y1 = rng.uniform(obj.size, h - obj.size, size=2)
         x0, x1 = rng.uniform(obj.size, w - obj.size, size=2)
         paths.append((y0, y1, x0, x1))
-    frames = np.empty((n_frames, h, w, 3), dtype=np.uint8)
-    for k in range(n_frames):
+    ks = range(n_frames) if indices is None else [int(k) for k in indices]
+    frames = np.empty((len(ks), h, w, 3), dtype=np.uint8)
+    for row, k in enumerate(ks):
         img = _frame(tex, k, h, w, tint, velocity)
         for obj, (y0, y1, x0, x1) in zip(objects, paths):
             if obj.start <= k < obj.end:
                 a = (k - obj.start) / max(obj.end - obj.start - 1, 1)
                 _draw(img, obj.shape, COLOURS[obj.colour], y0 + a * (y1 - y0), x0 + a * (x1 - x0), obj.size)
-        frames[k] = img
+        frames[row] = img
     return frames
+
+
+def yuv420_round_trip(frames: np.ndarray) -> np.ndarray:
+    """RGB uint8 (T, H, W, 3) through 8-bit limited-range BT.601 YUV 4:2:0 and back (what `write_video`'s yuv420p
+    conversion does to colours before the codec; H.264's own quantisation noise is not modelled): chroma averaged
+    over 2x2 blocks, every plane rounded to 8 bits. ITU-R BT.601 coefficients (Y' in 16-235, Cb/Cr in 16-240)."""
+    t, h, w, _ = frames.shape
+    x = frames.astype(np.float32)
+    r, g, b = x[..., 0], x[..., 1], x[..., 2]
+    y = np.round(0.256788 * r + 0.504129 * g + 0.0979059 * b) * np.float32(255 / 219)  # (Y' - 16), full range
+
+    def half(c):  # a chroma plane (offset from 128) averaged over 2x2 blocks, rounded to 8 bits, full range
+        return np.round(c.reshape(t, h // 2, 2, w // 2, 2).mean(axis=(2, 4))) * np.float32(255 / 224)
+
+    cb = half(-0.148223 * r - 0.290992 * g + 0.439216 * b)[:, :, None, :, None]
+    cr = half(0.439216 * r - 0.367788 * g - 0.0714275 * b)[:, :, None, :, None]
+    y = y.reshape(t, h // 2, 2, w // 2, 2)
+    out = np.empty((t, h // 2, 2, w // 2, 2, 3), dtype=np.float32)
+    out[..., 0] = y + 1.402 * cr
+    out[..., 1] = y - 0.344136 * cb - 0.714136 * cr
+    out[..., 2] = y + 1.772 * cb
+    return np.clip(np.round(out), 0, 255).astype(np.uint8).reshape(t, h, w, 3)
 
 
 def render_video(rng: np.random.Generator, n_frames: int, size: tuple[int, int], window_frames: tuple[int, int],
@@ -292,6 +321,37 @@ def _draw_multi(settings: GeneratorSettings, seed: int, i: int, rng: np.random.G
     query = {"both": f"the {colour} {shape} appears", "colour": f"the {colour} object appears",
              "shape": f"the {shape} appears"}[mode]
     return Scene(f"{VID_PREFIX['multi']}_{seed}_{i:04d}", n_frames, fps, settings.size, tuple(objects), 0, query)
+
+
+def scene_clip(settings: GeneratorSettings, seed: int, i: int, video_settings) -> Clip:
+    """Video i of `seed` as `tempbench.video.decode_video` would return it from the mp4 file `write_scene_video`
+    writes, without the file: the same sampled indices, timestamps, fps and duration; the sampled frames rendered
+    directly and passed through :func:`yuv420_round_trip` (within a few grey levels of the decoded frames; the
+    H.264 quantisation noise is missing). For training data: evaluation always decodes the real files."""
+    from tempbench.video import Clip, frame_plan
+
+    scene, rng = draw_scene(settings, seed, i)
+    indices = frame_plan(scene.n_frames, float(scene.fps), video_settings)
+    frames = yuv420_round_trip(render_scene(rng, scene.n_frames, scene.size, scene.objects, indices))
+    return Clip(frames=frames, timestamps=indices.astype(np.float64) / scene.fps,
+                fps=len(indices) / scene.n_frames * scene.fps, duration=scene.n_frames / scene.fps,
+                source_fps=float(scene.fps), path=f"rendered:{scene.vid}", indices=indices,
+                n_source_frames=scene.n_frames)
+
+
+def parse_vid(vid: str) -> tuple[str, int, int] | None:
+    """(generator kind, seed, i) of a generated video's id exactly as :func:`draw_scene` writes it
+    (`synth_SEED_IIII`, `synthhard_SEED_IIII`: ASCII digits, i zero-padded to 4), else None."""
+    m = _VID_RE.fullmatch(vid)
+    if m is None:
+        return None
+    prefix, seed, i = m.group(1), int(m.group(2)), int(m.group(3))
+    if m.group(2) != str(seed) or m.group(3) != f"{i:04d}":  # not the canonical spelling of that video
+        return None
+    return {p: k for k, p in VID_PREFIX.items()}[prefix], seed, i
+
+
+_VID_RE = re.compile(rf"({'|'.join(VID_PREFIX.values())})_([0-9]+)_([0-9]+)", re.ASCII)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -81,7 +81,8 @@ def test_max_seconds_stops_with_a_checkpoint(home, tmp_path):
 
 
 def test_data_options_are_checked():
-    assert load_config(None, {"data.workers": 4})["data"] == {"workers": 4, "cache": False, "cache_on_device": False}
+    assert load_config(None, {"data.workers": 4})["data"] == {"workers": 4, "cache": False, "cache_on_device": False,
+                                                              "frames": "decode"}
     with pytest.raises(TempbenchError, match="data.workers"):
         load_config(None, {"data.workers": -1})
     with pytest.raises(TempbenchError, match="schedule.max_seconds"):

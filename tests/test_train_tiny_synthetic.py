@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -44,7 +45,7 @@ def test_results_record(smoke):
     assert res["produced_by"] == "benchmarks/train_tiny_synthetic.py" and res["args"]["smoke"] is True
     assert res["data"]["train"] == {"synthetic": 6, "synthetic-hard": 6}
     assert res["recipe"]["method"] == "sft" and res["recipe"]["data"] == {"workers": 1, "cache": True,
-                                                                          "cache_on_device": True}
+                                                                          "cache_on_device": True, "frames": "decode"}
     cfg = tomllib.loads(res["train"]["config_toml"])  # what `tempbench train` ran with
     assert cfg["optim"]["batch_size"] == 2 and cfg["schedule"]["epochs"] == 2 and cfg["data"]["cache"] is True
     steps = res["train"]["global_step"]
@@ -133,3 +134,16 @@ def test_a_later_stage_refuses_weights_of_another_sha256(smoke, tmp_path):
     assert proc.returncode == 2
     assert "is not --init-sha256 " + "0" * 64 in proc.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "out").exists()
+
+
+def test_rendered_train_frames_need_no_files(tmp_path):
+    """--train-frames render: `tempbench train` renders every train video (data.frames), none is written or cached."""
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--smoke", "--train-frames", "render", "--out",
+                           str(tmp_path / "out"), "--work", str(tmp_path / "work")],
+                          capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads((tmp_path / "out" / "train_tiny_synthetic.json").read_text())
+    assert res["recipe"]["data"] == {"workers": 1, "cache": False, "cache_on_device": False, "frames": "render"}
+    assert tomllib.loads(res["train"]["config_toml"])["data"]["frames"] == "render"
+    assert res["train"]["global_step"] > 0 and all(math.isfinite(x) for x in res["curves"]["loss"])
+    assert not list((tmp_path / "work" / "train" / "videos").glob("*.mp4"))

@@ -73,3 +73,47 @@ def generate(out_dir: Path, split: str, name: str = NAME, n_videos: int | None =
     n = info["size"] if n_videos is None else int(n_videos)
     return generate_scenes(out_dir, settings(name), n, info["seed"], videos=videos, indices=indices,
                            workers=workers)
+
+
+def _scene_of(vid: str):
+    """(card name, seed, i) of a video a card generates, or None."""
+    from ..synthetic import parse_vid
+
+    parsed = parse_vid(vid)
+    if parsed is None:
+        return None
+    kind, seed, i = parsed
+    return next(n for n in NAMES if TASKS[n]["generator"]["kind"] == kind), seed, i
+
+
+def render_mismatch(record: dict) -> str | None:
+    """Why `record` cannot be trained on with rendered frames (its vid is not a card's video, or its query, duration
+    or window is not that video's: e.g. a video generated with other settings under the same name), or None."""
+    from ..synthetic import draw_scene
+
+    found = _scene_of(str(record.get("vid", "")))
+    if found is None:
+        return f"field 'vid' = {record.get('vid')!r} is not a video that a synthetic task card generates"
+    name, seed, i = found
+    made = draw_scene(settings(name), seed, i)[0].record(0)
+    for key in ("query", "duration", "windows"):
+        if record.get(key) != made[key]:
+            return (f"field {key!r} = {record.get(key)!r} is not that of {name}'s generated video {record['vid']!r} "
+                    f"({made[key]!r})")
+    return None
+
+
+def rendered_clip(vid: str, video_settings):
+    """The clip of generated video `vid` (any seed of `synthetic` or `synthetic-hard`) rendered without its mp4 file
+    (`tempbench.synthetic.scene_clip`: training data; evaluation decodes the files). Raises TempbenchError for a
+    video id that no card generates."""
+    from ..errors import TempbenchError
+    from ..synthetic import VID_PREFIX, scene_clip
+
+    found = _scene_of(vid)
+    if found is None:
+        raise TempbenchError(f"video {vid!r} is not a generated video (data.frames = \"render\" renders only "
+                             f"{', '.join(f'{p}_SEED_INDEX' for p in VID_PREFIX.values())})",
+                             "use data.frames = \"decode\" with --videos DIR for other videos")
+    name, seed, i = found
+    return scene_clip(settings(name), seed, i, video_settings)

@@ -31,6 +31,7 @@ CHOICES = {
     "advantage.control": ("none", "downscale", "anchor", "shaping"),
     "loss.aggregation": ("sequence", "token"),
     "optim.name": ("adamw", "adamw_8bit", "paged_adamw_8bit"),
+    "data.frames": ("decode", "render"),
 }
 
 

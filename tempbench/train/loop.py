@@ -83,6 +83,20 @@ def load_records(cfg: dict) -> list[dict]:
     return records
 
 
+def _check_renderable(records: Sequence[dict], source: str) -> None:
+    """`data.frames = "render"` renders the cards' generated videos only: refuse, up front, the first record that is
+    not one of them exactly (its vid, query, duration and window), so nothing trains on frames its answer is not."""
+    from tempbench.tasks.synthetic import render_mismatch
+
+    for line, rec in enumerate(records, 1):
+        why = render_mismatch(rec)
+        if why is not None:
+            raise TempbenchError(f"{source}: record {line} (qid {rec.get('qid')}): {why}, so data.frames = "
+                                 f"\"render\" cannot make its frames",
+                                 hint="use data.frames = \"decode\" with --videos DIR, or only the synthetic tasks' "
+                                      "own records")
+
+
 def _latest_checkpoint(out: Path) -> Path | None:
     found = [(int(m.group(1)), p) for p in out.glob("checkpoint-*") if (m := re.fullmatch(r"checkpoint-(\d+)", p.name))]
     return max(found)[1] if found else None
@@ -275,6 +289,13 @@ class Trainer:
         from tempbench.train.rollout import QueryItem, VideoInputs
         from tempbench.video import decode_video, find_video
 
+        if self.cfg["data"]["frames"] == "render":
+            from tempbench.tasks.synthetic import rendered_clip
+
+            if clip is None:
+                clip = rendered_clip(record["vid"], self.video_settings)
+            # resized, normalised and patchified on the accelerator (on a GPU within a grey level of the CPU's)
+            clip = self.adapter.video_preprocessor(clip, device=str(self.accelerator.device))
         if clip is None:
             vdir = self.video_folder()
             path = find_video(vdir, record["vid"]) if vdir else None
@@ -312,13 +333,16 @@ class Trainer:
         prepared = iter(())
         pool = None
         if workers > 0 and need:
-            from tempbench.runner import VideoLoader
+            from tempbench.runner import RenderedLoader, VideoLoader
             from tempbench.video import Prefetcher
 
-            vdir = self.video_folder()
-            if not vdir:
-                raise TempbenchError("no video folder", hint="pass --videos DIR holding the task's videos")
-            loader = VideoLoader(Path(vdir), self.video_settings, self.adapter.video_preprocessor, True)
+            if self.cfg["data"]["frames"] == "render":
+                loader = RenderedLoader(self.video_settings)
+            else:
+                vdir = self.video_folder()
+                if not vdir:
+                    raise TempbenchError("no video folder", hint="pass --videos DIR holding the task's videos")
+                loader = VideoLoader(Path(vdir), self.video_settings, self.adapter.video_preprocessor, True)
             pool = Prefetcher([records[i] for i in need], fn=loader, workers=workers,
                               ahead=max(2 * workers, 2 * bs), kind="process")
             prepared = iter(pool)
@@ -544,6 +568,8 @@ class Trainer:
         out = Path(cfg["out"])
         records = load_records(cfg)
         kind = _task_kind(cfg["task"], records)
+        if cfg["data"]["frames"] == "render":
+            _check_renderable(records, cfg["annotations"] or f"task {cfg['task']} split {cfg['split']}")
         world, rank = acc.num_processes, acc.process_index
         bs = int(cfg["optim"]["batch_size"])
         per_rank = len(records) // world
