@@ -407,7 +407,9 @@ def main(argv=None) -> int:
     mid = args.warmup + n_steps / 2
     weights = float(shape.body + shape.head) * shape.bytes_per_param
     kv = kv_bytes(shape, [n + mid for n in lengths])
-    kv_read = kv_bytes(shape, [context + new_tokens] * rows)
+    from tempbench.models.qwen.decoding import ALIGN
+
+    kv_read = kv_bytes(shape, [-(-(context + new_tokens) // ALIGN) * ALIGN] * rows)  # every slot of the buffers
     result["bound"] = {"weight_bytes": weights, "kv_bytes": kv, "kv_bytes_read": kv_read,
                        "bandwidth_gb_s": bandwidth / 1e9, "bound_ms": (weights + kv) / bandwidth * 1000.0,
                        "row_tokens": lengths}

@@ -38,6 +38,7 @@ BACKENDS = ("transformers", "dynamic", "static", "cuda-graph")
 # attention of the static / graph step: `grouped` (step_attention.py: each KV head read once for its query heads)
 # or `stock` (the model's own sdpa attention, as in prefill)
 STEP_ATTENTION = ("grouped", "stock")
+ALIGN = 16  # the static step's K/V length is a multiple of this (SDPA's memory-efficient kernel aligns mask rows)
 
 
 # --------------------------------------------------------------------------------------------------- next token
@@ -265,7 +266,7 @@ class DynamicStep:
 class StaticKV:
     """K/V of every attention layer preallocated for the prompt and the whole answer (R, H, L, D), written in place
     at slot `index` (a 1-element device tensor: a CUDA graph reads it at replay). Duck-types the cache interface
-    the attention layers call (`update`, `get_seq_length`). The step passes a prepared 4-D boolean mask, which
+    the attention layers call (`update`, `get_seq_length`). The step passes a prepared 4-D mask, which
     transformers' mask builders return as it is (5.17 and 5.24), so no mask is built inside a step."""
 
     is_compileable = True
@@ -301,7 +302,12 @@ def static_ok(model, cache) -> str | None:
 
 class StaticStep:
     """Decode step over :class:`StaticKV`: the prompt's K/V copied once into buffers that hold the whole answer,
-    the 4-D boolean mask prepared once and opened one slot per step; nothing grows, nothing is rebuilt."""
+    the 4-D mask prepared once and opened one slot per step; nothing grows, nothing is rebuilt.
+
+    The mask is additive in the model's dtype (0 = attend, -inf = hidden): SDPA turns a boolean mask into exactly
+    this in every layer at every step, so preparing it once changes no value. The buffers' length is rounded up to a
+    multiple of :data:`ALIGN` (the extra slots stay hidden), so that SDPA's memory-efficient kernel finds the mask's
+    rows aligned and does not pad a copy of it in every layer."""
 
     def __init__(self, model, cache, attention_mask: torch.Tensor, base: torch.Tensor, max_new_tokens: int,
                  attention: str = "grouped"):
@@ -318,7 +324,7 @@ class StaticStep:
         layers = _layers(cache)
         rows, width = attention_mask.shape
         self.width = width
-        total = width + max_new_tokens
+        total = -(-(width + max_new_tokens) // ALIGN) * ALIGN
         keys, values = [], []
         for layer in layers:
             k, v = layer.keys, layer.values
@@ -331,8 +337,9 @@ class StaticStep:
         dev = attention_mask.device
         self.index = torch.zeros(1, dtype=torch.long, device=dev)
         self.kv = StaticKV(keys, values, self.index)
-        self.mask = torch.zeros((rows, 1, 1, total), dtype=torch.bool, device=dev)
-        self.mask[:, 0, 0, :width] = attention_mask.bool()
+        dtype = keys[0].dtype if keys else torch.float32
+        self.mask = torch.full((rows, 1, 1, total), float("-inf"), dtype=dtype, device=dev)
+        self.mask[:, 0, 0, :width].masked_fill_(attention_mask.bool(), 0.0)
         self.base = base
         self.ids = torch.zeros((rows, 1), dtype=torch.long, device=dev)
         self.pos = _positions(base, 0).clone()
@@ -341,7 +348,7 @@ class StaticStep:
         self.ids.copy_(tokens[:, None])
         self.pos.copy_(_positions(self.base, k))
         self.index.fill_(self.width + k)
-        self.mask[:, 0, 0, self.width + k] = True
+        self.mask[:, 0, 0, self.width + k] = 0.0
 
     def forward(self) -> torch.Tensor:
         if self.attention == "grouped":
@@ -393,7 +400,8 @@ class GraphStep(StaticStep):
         if self.graph is None:
             self._capture()
         self.graph.replay()
-        return self.out.clone()
+        # the caller's float32 scores, copied out of the graph's buffer once (clone only when already float32)
+        return self.out.float() if self.out.dtype != torch.float32 else self.out.clone()
 
 
 def make_step(backend: str, model, cache, attention_mask, base, max_new_tokens: int, stats: DecodeStats,
