@@ -321,7 +321,7 @@ def render(result: dict) -> None:
     head = f"{'variant':<22}{'median ms':>11}{'min ms':>9}{'x bound':>9}{'kernels ms':>12}{'launches':>10}"
     lines.append(head)
     for name, v in result.get("variants", {}).items():
-        prof = result.get("profiles", {}).get(name, {})
+        prof = result.get("profiles", {}).get(name) or {}
         x = v["median_ms"] / bound["bound_ms"] if bound.get("bound_ms") else float("nan")
         lines.append(f"{name:<22}{v['median_ms']:>11.2f}{v['min_ms']:>9.2f}{x:>9.2f}"
                      f"{prof.get('kernel_ms_per_step', float('nan')):>12.2f}"
@@ -338,8 +338,15 @@ def render(result: dict) -> None:
         for name, c in att["cases"].items():
             lines.append(f"  {name:<34}" + (f"{c['ms']:.4f} ({c['ms'] * result['model']['layers']:.2f} per step)"
                                             if "ms" in c else c["error"]))
+    for name in result.get("skipped", []):
+        lines.append(f"skipped {name}")
     for name, prof in result.get("profiles", {}).items():
-        lines.append(f"--- {name}: kernel ms per step by kind {json.dumps({k: round(v, 3) for k, v in prof['by_kind_ms_per_step'].items()})}")
+        if "error" in prof:
+            lines.append(f"--- {name}: profile failed: {prof['error']}")
+            continue
+        kinds = {k: round(v, 3) for k, v in prof["by_kind_ms_per_step"].items()}
+        lines.append(f"--- {name}: {prof['kernels_seen']} kernels, {prof['kernel_ms_per_step']:.2f} ms and "
+                     f"{prof['kernel_launches_per_step']:.0f} launches per step; by kind {json.dumps(kinds)}")
         if prof.get("table"):
             lines.append(prof["table"])
     print("\n".join(lines), flush=True)
@@ -420,8 +427,14 @@ def main(argv=None) -> int:
         result["skipped"] = [f"{b}/{a}: no CUDA device" for b, a in VARIANTS if b == "cuda-graph"]
     for backend, attention in backends:
         name = f"{backend}/{attention}"
-        step, stats = make_variant(backend, attention, model, cache, mask, base, new_tokens, dev)
-        seconds, toks = run_variant(step, first, n_steps, args.warmup, sync)
+        try:
+            step, stats = make_variant(backend, attention, model, cache, mask, base, new_tokens, dev)
+            seconds, toks = run_variant(step, first, n_steps, args.warmup, sync)
+        except Exception as e:  # pragma: no cover - recorded, the other variants still run
+            result["skipped"].append(f"{name}: {type(e).__name__}: {str(e)[:300]}")
+            step = None
+            write()
+            continue
         ms = [s * 1000.0 for s in seconds]
         result["variants"][name] = {"median_ms": statistics.median(ms), "min_ms": min(ms),
                                     "mean_ms": statistics.fmean(ms), "steps_ms": ms,
@@ -441,6 +454,8 @@ def main(argv=None) -> int:
     result["profiles"] = {}
     for backend, attention in backends:
         name = f"{backend}/{attention}"
+        if name not in result["variants"]:
+            continue
         step, _ = make_variant(backend, attention, model, cache, mask, base, new_tokens, dev)
         try:
             result["profiles"][name] = profile_variant(step, first, args.warmup, args.profile_steps, cuda)
