@@ -34,15 +34,16 @@ from pathlib import Path
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0}  # dense, SXM
 
 
-def build_random_7b(out_dir: Path) -> Path:
-    """A Qwen2.5-VL-7B-architecture folder: public config values, random bf16 weights, the tiny local tokenizer
-    (its special-token ids are written into the config, the 152,064-row embedding is kept)."""
+def random_7b_model(tiny_cache: Path):
+    """(model, tiny folder): the Qwen2.5-VL-7B-architecture model on the GPU with public config values and random
+    bf16 weights (seed 0), the special-token ids of the tiny local tokenizer in its config (the 152,064-row embedding
+    is kept). `build_random_7b` saves it; `profile_decode_gpu.py` uses it in memory."""
     import torch
     from transformers import Qwen2_5_VLForConditionalGeneration
 
     from tempbench.models.qwen.tiny import qwen2_5_vl_7b_config, tiny_model_dir
 
-    tiny = tiny_model_dir(cache_dir=out_dir.parent / "tiny")
+    tiny = tiny_model_dir(cache_dir=tiny_cache)
     tiny_cfg = json.loads((tiny / "config.json").read_text())
     cfg = qwen2_5_vl_7b_config()
     for key in ("image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id"):
@@ -50,6 +51,16 @@ def build_random_7b(out_dir: Path) -> Path:
     torch.manual_seed(0)
     with torch.device("cuda"):
         model = Qwen2_5_VLForConditionalGeneration._from_config(cfg, dtype=torch.bfloat16)
+    return model, tiny
+
+
+def build_random_7b(out_dir: Path) -> Path:
+    """A Qwen2.5-VL-7B-architecture folder: public config values, random bf16 weights, the tiny local tokenizer
+    (its special-token ids are written into the config, the 152,064-row embedding is kept)."""
+    import torch
+
+    model, tiny = random_7b_model(out_dir.parent / "tiny")
+    tiny_cfg = json.loads((tiny / "config.json").read_text())
     model.save_pretrained(out_dir, safe_serialization=True)
     for f in tiny.iterdir():
         if f.name.startswith(("tokenizer", "special_tokens", "chat_template", "vocab", "merges")):

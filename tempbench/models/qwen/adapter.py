@@ -238,6 +238,8 @@ class HFQwenVL:
         # recorded in the identity's info, not in its options
         self.decoder = decoder
         self.share_prefix = share_prefix
+        # the static / graph step's attention (decoding.STEP_ATTENTION): "grouped" reads each KV head once
+        self.step_attention = "grouped"
         # stage_times (benchmarks): each batch's shape and synchronised stage seconds, in run.json's
         # model.info.decoding.batches
         self.decode_stats = DecodeStats(backend=decoder, record=stage_times)
@@ -539,6 +541,8 @@ class HFQwenVL:
         info = {"decoder": self.decoder, "share_prefix": self.share_prefix if self.decoder != "transformers" else False}
         if self.decoder != "transformers":
             info.update(backend=st.backend, steps=st.steps, step_seconds=round(st.step_seconds, 3))
+            if st.step_attention:
+                info["step_attention"] = st.step_attention
             if st.captures:
                 info.update(graph_captures=st.captures, capture_seconds=round(st.capture_seconds, 3))
             if st.fallbacks:

@@ -12,8 +12,9 @@ reading the weights and the KV cache once takes about 4.6 ms. This module keeps 
 - :func:`decode` runs the loop: finished rows get the pad id, the loop stops when every row has ended or after
   `max_new_tokens`, as `generate`;
 - decode backends (:class:`DynamicStep`: the model's own cache; :class:`StaticStep`: K/V preallocated for the whole
-  answer, written in place, the mask built once and flipped one slot per step; :class:`GraphStep`: the static step
-  captured once per batch as a CUDA graph and replayed, GPU only);
+  answer, written in place, the mask built once and flipped one slot per step, its attention by default the grouped
+  one-token attention of step_attention.py (each KV head read once for its query heads); :class:`GraphStep`: the
+  static step captured once per batch as a CUDA graph and replayed, GPU only);
 - cache surgery on transformers' dynamic caches for prefix sharing (:func:`select_rows`, :func:`merge_rows`):
   rows are picked or stacked on the batch axis for every tensor a layer holds (attention K/V, and the conv and
   recurrent states of linear-attention layers, e.g. Qwen3.5's gated DeltaNet); only attention K/V have a sequence
@@ -34,6 +35,10 @@ from typing import Any
 import torch
 
 BACKENDS = ("transformers", "dynamic", "static", "cuda-graph")
+# attention of the static / graph step: `grouped` (step_attention.py: each KV head read once for its query heads)
+# or `stock` (the model's own sdpa attention, as in prefill)
+STEP_ATTENTION = ("grouped", "stock")
+ALIGN = 16  # the static step's K/V length is a multiple of this (SDPA's memory-efficient kernel aligns mask rows)
 
 
 # --------------------------------------------------------------------------------------------------- next token
@@ -85,13 +90,15 @@ class DecodeStats:
     """What the token loop did, summed over calls: decode steps, seconds in them, seconds spent capturing graphs
     (compile time). With `record`, each call also appends its shape (videos, prefix tokens and vision patches per
     video, each row's video and suffix tokens, rows, cache width) and, synchronised, its stage seconds (prefix prefill with the vision tower, suffix prefill, decode) to
-    `batches`: for benchmarks (the synchronisation costs a little)."""
+    `batches`: for benchmarks (the synchronisation costs a little). `step_attention`: the attention of the last
+    static / graph step (:data:`STEP_ATTENTION`), None for the dynamic step."""
 
     steps: int = 0
     step_seconds: float = 0.0
     capture_seconds: float = 0.0
     captures: int = 0
     backend: str = "dynamic"
+    step_attention: str | None = None
     fallbacks: list = field(default_factory=list)
     record: bool = False
     batches: list = field(default_factory=list)
@@ -259,7 +266,7 @@ class DynamicStep:
 class StaticKV:
     """K/V of every attention layer preallocated for the prompt and the whole answer (R, H, L, D), written in place
     at slot `index` (a 1-element device tensor: a CUDA graph reads it at replay). Duck-types the cache interface
-    the attention layers call (`update`, `get_seq_length`). The step passes a prepared 4-D boolean mask, which
+    the attention layers call (`update`, `get_seq_length`). The step passes a prepared 4-D mask, which
     transformers' mask builders return as it is (5.17 and 5.24), so no mask is built inside a step."""
 
     is_compileable = True
@@ -295,15 +302,29 @@ def static_ok(model, cache) -> str | None:
 
 class StaticStep:
     """Decode step over :class:`StaticKV`: the prompt's K/V copied once into buffers that hold the whole answer,
-    the 4-D boolean mask prepared once and opened one slot per step; nothing grows, nothing is rebuilt."""
+    the 4-D mask prepared once and opened one slot per step; nothing grows, nothing is rebuilt.
 
-    def __init__(self, model, cache, attention_mask: torch.Tensor, base: torch.Tensor, max_new_tokens: int):
+    The mask is additive in the model's dtype (0 = attend, -inf = hidden): SDPA turns a boolean mask into exactly
+    this in every layer at every step, so preparing it once changes no value. The buffers' length is rounded up to a
+    multiple of :data:`ALIGN` (the extra slots stay hidden), so that SDPA's memory-efficient kernel finds the mask's
+    rows aligned and does not pad a copy of it in every layer."""
+
+    def __init__(self, model, cache, attention_mask: torch.Tensor, base: torch.Tensor, max_new_tokens: int,
+                 attention: str = "grouped"):
+        if attention not in STEP_ATTENTION:
+            raise ValueError(f"attention={attention!r}: use one of {STEP_ATTENTION}")
         self.model = model
         self.kw = cache_kwarg(model)
+        self.attention = attention
+        if attention == "grouped":
+            from tempbench.models.qwen.step_attention import attention_configs, register
+
+            register()
+            self._configs = attention_configs(model)
         layers = _layers(cache)
         rows, width = attention_mask.shape
         self.width = width
-        total = width + max_new_tokens
+        total = -(-(width + max_new_tokens) // ALIGN) * ALIGN
         keys, values = [], []
         for layer in layers:
             k, v = layer.keys, layer.values
@@ -316,8 +337,9 @@ class StaticStep:
         dev = attention_mask.device
         self.index = torch.zeros(1, dtype=torch.long, device=dev)
         self.kv = StaticKV(keys, values, self.index)
-        self.mask = torch.zeros((rows, 1, 1, total), dtype=torch.bool, device=dev)
-        self.mask[:, 0, 0, :width] = attention_mask.bool()
+        dtype = keys[0].dtype if keys else torch.float32
+        self.mask = torch.full((rows, 1, 1, total), float("-inf"), dtype=dtype, device=dev)
+        self.mask[:, 0, 0, :width].masked_fill_(attention_mask.bool(), 0.0)
         self.base = base
         self.ids = torch.zeros((rows, 1), dtype=torch.long, device=dev)
         self.pos = _positions(base, 0).clone()
@@ -326,9 +348,17 @@ class StaticStep:
         self.ids.copy_(tokens[:, None])
         self.pos.copy_(_positions(self.base, k))
         self.index.fill_(self.width + k)
-        self.mask[:, 0, 0, self.width + k] = True
+        self.mask[:, 0, 0, self.width + k] = 0.0
 
     def forward(self) -> torch.Tensor:
+        if self.attention == "grouped":
+            from tempbench.models.qwen.step_attention import grouped_step
+
+            with grouped_step(self._configs):
+                return self._forward()
+        return self._forward()
+
+    def _forward(self) -> torch.Tensor:
         out = self.model(input_ids=self.ids, attention_mask=self.mask, position_ids=self.pos, use_cache=True,
                          logits_to_keep=1, **{self.kw: self.kv})
         return out.logits[:, -1]
@@ -342,8 +372,9 @@ class GraphStep(StaticStep):
     """:class:`StaticStep` captured as one CUDA graph (after two warm-up steps on a side stream) and replayed for
     every token; the capture time is counted in `stats.capture_seconds` (part of every end-to-end figure)."""
 
-    def __init__(self, model, cache, attention_mask, base, max_new_tokens, stats: DecodeStats):
-        super().__init__(model, cache, attention_mask, base, max_new_tokens)
+    def __init__(self, model, cache, attention_mask, base, max_new_tokens, stats: DecodeStats,
+                 attention: str = "grouped"):
+        super().__init__(model, cache, attention_mask, base, max_new_tokens, attention)
         self.graph = None
         self.stats = stats
 
@@ -369,24 +400,26 @@ class GraphStep(StaticStep):
         if self.graph is None:
             self._capture()
         self.graph.replay()
-        return self.out.clone()
+        # the caller's float32 scores, copied out of the graph's buffer once (clone only when already float32)
+        return self.out.float() if self.out.dtype != torch.float32 else self.out.clone()
 
 
-def make_step(backend: str, model, cache, attention_mask, base, max_new_tokens: int, stats: DecodeStats):
+def make_step(backend: str, model, cache, attention_mask, base, max_new_tokens: int, stats: DecodeStats,
+              attention: str = "grouped"):
     """The decode step of `backend` (`dynamic`, `static`, `cuda-graph`); a backend that cannot run here falls back to
     `dynamic` (static: another attention or linear-attention layers; cuda-graph: no CUDA device) and says why in
-    `stats.fallbacks`."""
+    `stats.fallbacks`. `attention` (:data:`STEP_ATTENTION`) is the static / graph step's attention."""
     if backend in ("static", "cuda-graph"):
         why = static_ok(model, cache)
         if why is None and backend == "cuda-graph" and attention_mask.device.type != "cuda":
             why = "no CUDA device"
         if why is None:
-            stats.backend = backend
+            stats.backend, stats.step_attention = backend, attention
             if backend == "cuda-graph":
-                return GraphStep(model, cache, attention_mask, base, max_new_tokens, stats)
-            return StaticStep(model, cache, attention_mask, base, max_new_tokens)
+                return GraphStep(model, cache, attention_mask, base, max_new_tokens, stats, attention)
+            return StaticStep(model, cache, attention_mask, base, max_new_tokens, attention)
         stats.fallbacks.append(f"{backend} -> dynamic: {why}")
-    stats.backend = "dynamic"
+    stats.backend, stats.step_attention = "dynamic", None
     return DynamicStep(model, cache, attention_mask, base)
 
 

@@ -207,7 +207,8 @@ def generate_ids(adapter, batch, *, share: bool, backend: str, stats: decoding.D
     mark()
     rule = decoding.TokenRule(g, adapter.eos_token_id, first.shape[-1], dev)
     seen = decoding.seen_matrix(p.rows, first.shape[-1], dev) if float(g.repetition_penalty) != 1.0 else None
-    step = decoding.make_step(backend, model, rows_cache, attn, base.to(dev), int(g.max_new_tokens), stats)
+    step = decoding.make_step(backend, model, rows_cache, attn, base.to(dev), int(g.max_new_tokens), stats,
+                              attention=getattr(adapter, "step_attention", "grouped"))
     captured = stats.capture_seconds
     out = decoding.decode(step, first, rule, max_new_tokens=int(g.max_new_tokens), pad_id=adapter.pad_token_id,
                           seen=seen, stats=stats, sync=sync if dev.type == "cuda" else None)
