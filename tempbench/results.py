@@ -186,6 +186,29 @@ class RunConfig:
                 out.append(f"{key}: {_short(a.get(key))} -> {_short(b.get(key))}")
         return out
 
+    def numerics(self) -> dict | None:
+        """The execution settings that can change a local model's answers in their last bits without changing its
+        identity: how batches are formed, the decode loop, prefix sharing and the device. None for models without
+        them (baselines, servers)."""
+        if self.model.backend != "transformers":
+            return None
+        decoding = self.model.info.get("decoding") or {}
+        return {"execution.batch_size": self.execution.batch_size, "execution.token_budget": self.execution.token_budget,
+                "decoding.decoder": decoding.get("decoder"), "decoding.share_prefix": decoding.get("share_prefix"),
+                "execution.device": (self.execution.device or "").split(":")[0] or None,
+                "hardware.gpu": (self.execution.hardware or {}).get("gpu")}
+
+    def numerics_differences(self, old: RunConfig) -> list[str]:
+        """`field: old -> new` for each of :meth:`numerics` that differs from `old`'s where it can change answers: in
+        float32 on a CPU the token ids do not depend on them (tests/test_models_sharing.py), elsewhere (bf16, a
+        GPU's kernels) they can. A field `old` did not record is not compared."""
+        a, b = old.numerics(), self.numerics()
+        if a is None or b is None:
+            return []
+        if self.model.dtype == "float32" and a["execution.device"] == b["execution.device"] == "cpu":
+            return []
+        return [f"{k}: {_short(a[k])} -> {_short(b[k])}" for k in a if a[k] is not None and a[k] != b[k]]
+
     def replace(self, **changes) -> RunConfig:
         return dataclasses.replace(self, **changes)
 

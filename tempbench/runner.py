@@ -173,6 +173,14 @@ def _check_identity(run_dir: Path, config: RunConfig, names: list[str], pred_pat
             diffs = config.differences(old)
             if diffs:
                 raise _refuse(run_dir, diffs)
+            numerics = config.numerics_differences(old)
+            if numerics and pred_path.is_file() and pred_path.stat().st_size:
+                shown = "; ".join(numerics)
+                raise TempbenchError(
+                    f"{run_dir} holds answers made with other settings ({shown}): in {config.model.dtype} on "
+                    f"{config.execution.device} these change answers, so one run folder would mix two ways of "
+                    "decoding", "resume with the same --batch-size/--token-budget/--model-args and device, write "
+                    "to another --out, or pass --restart to move the old run aside")
             known = known or old
     if known is None:
         if pred_path.is_file() and pred_path.stat().st_size:

@@ -427,3 +427,59 @@ def test_run_returns_one_type(syn_home, tmp_path):  # noqa: F811
     assert all(isinstance(s, RunSummary) for s in (done, unscored, shard))
     assert done.result is not None and done.result.n == N_SYNTH and unscored.result is None
     assert shard.status == "rank finished" and shard.config.execution.shard == "1/2"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# numerics: settings outside the identity that change answers in bf16 or on a GPU are never mixed in one folder
+
+
+def _with_numerics(config: RunConfig, *, batch_size=8, decoder="dynamic", device="cuda:0", gpu="NVIDIA H200",
+                   dtype="bfloat16") -> RunConfig:
+    from dataclasses import replace
+
+    model = replace(config.model, dtype=dtype, info={"decoding": {"decoder": decoder, "share_prefix": True}})
+    execution = Execution(batch_size=batch_size, device=device, hardware={"gpu": gpu} if gpu else {})
+    return config.replace(model=model, execution=execution)
+
+
+def test_numerics_differences_where_they_change_answers():
+    old = _with_numerics(_config())
+    assert old.numerics_differences(old) == []
+    assert _with_numerics(_config(), batch_size=16).numerics_differences(old) == ["execution.batch_size: 8 -> 16"]
+    assert _with_numerics(_config(), decoder="cuda-graph").numerics_differences(old) == [
+        "decoding.decoder: dynamic -> cuda-graph"]
+    assert _with_numerics(_config(), gpu="NVIDIA H100").numerics_differences(old) == [
+        "hardware.gpu: NVIDIA H200 -> NVIDIA H100"]
+    # float32 on a CPU: token ids do not depend on them; a GPU in float32 still compares
+    cpu = dict(device="cpu", gpu=None, dtype="float32")
+    assert _with_numerics(_config(), batch_size=16, **cpu).numerics_differences(_with_numerics(_config(), **cpu)) == []
+    f32 = _with_numerics(_config(), dtype="float32")
+    assert _with_numerics(_config(), dtype="float32", batch_size=4).numerics_differences(f32)
+    # the same settings in the identity's fingerprint: numerics are not part of it (a resumed run keeps its folder)
+    assert _with_numerics(_config(), batch_size=16).fingerprint == old.fingerprint
+    # baselines and servers have none
+    base = _config(model=ModelIdentity(spec="baseline:center", id="baseline:center", backend="baseline"))
+    assert base.numerics() is None and base.numerics_differences(base) == []
+
+
+def test_bf16_resume_with_another_batch_size_is_refused(home, tmp_path, monkeypatch):  # noqa: F811
+    """In bfloat16 a resumed run must use the batch size and decoder its answers were made with (else one folder would
+    hold answers of two decodings); in float32 on a CPU it may change them (the answers are the same)."""
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "bf16"
+    common = ["run", "--model", "tiny-qwen2.5-vl", "--task", "synthetic", "--no-progress", "--out", out,
+              "--model-args", "dtype=bfloat16"]
+    assert cli(*common, "--limit", "4", "--batch-size", "4").exit_code == 0
+    before = (out / "predictions.jsonl").read_bytes()
+    res = cli(*common, "--limit", "8", "--batch-size", "2")
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert "execution.batch_size: 4 -> 2" in res.output and "bfloat16" in res.output
+    assert (out / "predictions.jsonl").read_bytes() == before  # nothing written, nothing lost
+    res = cli(*common, "--limit", "8", "--batch-size", "4", "--model-args", "decoder=static")
+    assert res.exit_code == 2 and "decoding.decoder: dynamic -> static" in res.output, res.output
+    assert cli(*common, "--limit", "8", "--batch-size", "4").exit_code == 0  # the same settings resume
+    assert len(rows_of(out / "predictions.jsonl")) == 8
+    f32 = ["run", "--model", "tiny-qwen2.5-vl", "--task", "synthetic", "--no-progress", "--out", tmp_path / "f32"]
+    assert cli(*f32, "--limit", "4", "--batch-size", "4").exit_code == 0
+    res = cli(*f32, "--limit", "8", "--batch-size", "2")
+    assert res.exit_code == 0, res.output
