@@ -256,26 +256,14 @@ class VideoLoader:
         if path is None:
             raise TempbenchError(f"video {rec['vid']} not found in {self.video_dir}")
         clip = decode_video(path, self.settings)
-        return portable(self.preprocess(clip)) if self.preprocess is not None else clip
-
-
-def portable(video):
-    """Processed video inputs (a dict) with numpy arrays in place of torch tensors, for the way back from a worker
-    process: an array crosses the pipe as one pickled buffer, while a tensor goes through torch's shared-memory
-    handles, which cost about twice as much per item (`benchmarks/train_data_rate.py`). The Qwen adapter turns
-    them back into tensors without a copy."""
-    if not isinstance(video, dict):
-        return video
-    import torch
-
-    return {k: v.numpy() if isinstance(v, torch.Tensor) else v for k, v in video.items()}
+        return self.preprocess(clip) if self.preprocess is not None else clip
 
 
 class RenderedLoader:
     """Render one generated query's video without its file (`data.frames = "render"` in training; picklable, for
-    prefetch worker processes): `tempbench.tasks.synthetic.rendered_clip`. It returns the clip's uint8 frames (a
-    few hundred KB), which the trainer preprocesses on its accelerator: a preprocessed float32 video is several
-    times larger and costs more to pass between processes than to make (`benchmarks/train_data_rate.py`)."""
+    prefetch worker processes): `tempbench.tasks.synthetic.rendered_clip`. It returns the clip's uint8 frames
+    (about 0.7 MB for a 128x96 video, against 4.5 MB once preprocessed to float32), which the trainer preprocesses
+    on its accelerator."""
 
     def __init__(self, settings):
         self.settings = settings

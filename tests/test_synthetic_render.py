@@ -1,6 +1,6 @@
 """Generated videos rendered without their mp4 files (`data.frames = "render"`): `render_scene` with `indices`,
 `yuv420_round_trip`, `scene_clip` against `decode_video` on the files `write_scene_video` writes, `parse_vid`,
-`tasks.synthetic.rendered_clip`, and the runner's `RenderedLoader` / `portable` (worker -> main transport)."""
+`tasks.synthetic.rendered_clip`, and the runner's `RenderedLoader`."""
 
 from __future__ import annotations
 
@@ -233,53 +233,3 @@ def test_rendered_loader_in_a_worker_process():
     assert np.array_equal(got[0].value.frames, scene_clip(tasks_synthetic.settings("synthetic-hard"), 11, 0, vs).frames)
     assert np.array_equal(got[1].value.frames, scene_clip(tasks_synthetic.settings("synthetic"), 1, 5, vs).frames)
     assert got[2].value is None and "not a generated video" in got[2].error
-
-
-def test_portable_turns_tensors_into_arrays():
-    torch = pytest.importorskip("torch")
-    from tempbench.models.qwen.adapter import _as_tensors
-    from tempbench.runner import portable
-
-    pixels = torch.arange(24, dtype=torch.float32).reshape(4, 6) / 7
-    grid = torch.tensor([[1, 2, 2]], dtype=torch.int64)
-    video = {"pixel_values_videos": pixels, "video_grid_thw": grid, "second_per_grid_ts": [1.0],
-             "frame_times": np.array([0.0, 0.5]), "name": "x", "n": 3}
-    out = portable(video)
-    assert set(out) == set(video)
-    assert isinstance(out["pixel_values_videos"], np.ndarray) and isinstance(out["video_grid_thw"], np.ndarray)
-    assert out["pixel_values_videos"].dtype == np.float32 and out["video_grid_thw"].dtype == np.int64
-    assert np.array_equal(out["pixel_values_videos"], pixels.numpy()) and out["video_grid_thw"].tolist() == [[1, 2, 2]]
-    assert np.shares_memory(out["pixel_values_videos"], pixels.numpy())  # no copy
-    for key in ("second_per_grid_ts", "frame_times", "name", "n"):
-        assert out[key] is video[key]
-    assert all(isinstance(v, torch.Tensor) for k, v in video.items() if k in ("pixel_values_videos", "video_grid_thw"))
-    # through a pickle (the pipe from a worker) and back into tensors: the same values and dtypes
-    back = _as_tensors(pickle.loads(pickle.dumps(out)))
-    assert torch.equal(back["pixel_values_videos"], pixels) and back["pixel_values_videos"].dtype == torch.float32
-    assert torch.equal(back["video_grid_thw"], grid) and back["video_grid_thw"].dtype == torch.int64
-    assert back["second_per_grid_ts"] == [1.0] and back["name"] == "x"
-    # anything but a dict passes through unchanged
-    clip = scene_clip(tasks_synthetic.settings("synthetic"), 1, 0, VideoSettings(max_frames=4))
-    for other in (None, clip, pixels, [pixels]):
-        assert portable(other) is other
-
-
-def test_video_loader_returns_portable_inputs(written):
-    """The runner's decoding loader sends numpy arrays, which the adapter turns back into the same tensors."""
-    torch = pytest.importorskip("torch")
-    from tempbench.models.qwen.adapter import _as_tensors, _default_video_processor
-    from tempbench.runner import VideoLoader
-
-    vs = VideoSettings(max_frames=4, max_pixels=16 * 28 * 28, total_pixels=4 * 16 * 28 * 28)
-    proc = _default_video_processor(vs, written[VIDEOS[0]].parent / "none", None)
-    path = written[VIDEOS[0]]
-    loader = pickle.loads(pickle.dumps(VideoLoader(path.parent, vs, proc, True)))
-    got = loader({"vid": path.stem})
-    assert isinstance(got["pixel_values_videos"], np.ndarray)
-    want = proc(decode_video(path, vs))
-    back = _as_tensors(got)
-    for key, value in want.items():
-        if isinstance(value, torch.Tensor):
-            assert torch.equal(back[key], value), key
-        else:
-            assert np.array_equal(np.asarray(back[key]), np.asarray(value)), key

@@ -65,15 +65,6 @@ def _mean_std(path: Path, names: tuple[str, ...], default: tuple) -> tuple[tuple
     return default
 
 
-def _as_tensors(video: dict) -> dict:
-    """Processed video inputs with any numpy array (as prefetch workers send them, `tempbench.runner.portable`) as
-    a torch tensor sharing its memory."""
-    import numpy as np
-    import torch
-
-    return {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in video.items()}
-
-
 def _default_video_processor(settings: Any, path: Path, vision_config: Any, model_type: str = "qwen2_5_vl",
                              timestamps: str = "frame-indices") -> Callable[[Any], dict]:
     """The family's torch-only video processor with the checkpoint's patch sizes and normalisation constants."""
@@ -417,8 +408,7 @@ class HFQwenVL:
                 continue
             key = id(item.clip)
             if key not in done:
-                done[key] = (_as_tensors(item.clip) if isinstance(item.clip, dict)
-                             else self._video_processor(item.clip))
+                done[key] = item.clip if isinstance(item.clip, dict) else self._video_processor(item.clip)
             out.append(done[key])
         return out
 
