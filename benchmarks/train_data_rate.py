@@ -1,14 +1,15 @@
 """Issue 14: how fast the trainer's data path feeds SFT on the generated tasks, decoded files against rendered frames.
 
 For each `--frames` (decode: the mp4 files, `tempbench.runner.VideoLoader`; render: frames rendered without a file,
-`tempbench.runner.RenderedLoader`) and each `--workers` count, `Trainer.batches` (the loop `tempbench train` runs:
+`tempbench.runner.RenderedLoader` in worker processes, or with 0 workers by torch on the accelerator in the
+trainer's process) and each `--workers` count, `Trainer.batches` (the loop `tempbench train` runs:
 prefetch worker processes, each query's prompt and inputs built in the main process, the video tensors copied to
 the accelerator) is run over `--videos` `synthetic-hard` train queries in batches of `--batch`, with no training
 step, on the `tiny-synthetic` model. Reported: queries per second after the first batch (the pool's start-up is
 given apart), and the per-video seconds measured inside the workers. Decoded files are generated first (not timed
 in the rate).
 
-    python benchmarks/train_data_rate.py --out $OUT/train_data_rate.json                  # one H200 host, ~1 min
+    python benchmarks/train_data_rate.py --out $OUT/train_data_rate.json --frames render --workers 0,7,15  # one H200
     python benchmarks/train_data_rate.py --out /tmp/r.json --videos 64 --workers 1 --batch 8   # CPU smoke test
 """
 

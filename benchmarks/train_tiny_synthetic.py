@@ -193,7 +193,8 @@ def recipe(args, train_file: Path, videos: Path, n_train: int) -> dict:
         # float32 weights and compute: a 4.4 M model gains nothing from bf16, and an earlier bf16 run diverged
         "model_opts": {"bf16": False, "gradient_checkpointing": False},
         # decoded files: each video prepared once and kept on the GPU; rendered frames: every video is new (no cache)
-        "data": {"workers": args.workers, "cache": args.train_frames == "decode",
+        "data": {"workers": args.workers if args.train_workers is None else args.train_workers,
+                 "cache": args.train_frames == "decode",
                  "cache_on_device": args.train_frames == "decode", "frames": args.train_frames},
         "log": {"save_steps": max(1, steps // args.checkpoints), "progress": False},
     }
@@ -398,6 +399,9 @@ def main(argv=None) -> int:
                     help="train videos: decode = mp4 files generated first, prepared once and cached on the GPU; "
                          "render = frames rendered without a file (data.frames), so any number of distinct videos "
                          "costs no disk and no generation step")
+    ap.add_argument("--train-workers", type=int, default=None,
+                    help="the trainer's data.workers (default --workers); with --train-frames render, 0 renders "
+                         "every video by torch on the GPU in the trainer's process instead of in worker processes")
     ap.add_argument("--eval-batch", type=int, default=64)
     ap.add_argument("--eval-limit", type=int, default=None, help="evaluate the first N queries only")
     ap.add_argument("--max-new-tokens", type=int, default=48)

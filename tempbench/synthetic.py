@@ -118,11 +118,8 @@ def default_object_size(size: tuple[int, int]) -> int:
     return max(12, min(h, w) // 4)
 
 
-def render_scene(rng: np.random.Generator, n_frames: int, size: tuple[int, int],
-                 objects: tuple[SceneObject, ...] | list[SceneObject], indices=None) -> np.ndarray:
-    """Frames (T, H, W, 3) uint8: the moving background, plus each object in its frames, moving on a straight
-    line between two random points. Draws from `rng`: texture, tint, velocity, then each object's two points.
-    `indices`: render only these frames (the same pixels as those rows of the whole video)."""
+def _scene_draws(rng: np.random.Generator, size: tuple[int, int], objects) -> tuple:
+    """What `rng` draws for a video's pixels, in order: texture, tint, velocity, then each object's two points."""
     w, h = size
     tex = _texture(rng, h, w)
     tint = rng.uniform(0.9, 1.1, size=3)
@@ -132,6 +129,16 @@ def render_scene(rng: np.random.Generator, n_frames: int, size: tuple[int, int],
         y0, y1 = rng.uniform(obj.size, h - obj.size, size=2)
         x0, x1 = rng.uniform(obj.size, w - obj.size, size=2)
         paths.append((y0, y1, x0, x1))
+    return tex, tint, velocity, paths
+
+
+def render_scene(rng: np.random.Generator, n_frames: int, size: tuple[int, int],
+                 objects: tuple[SceneObject, ...] | list[SceneObject], indices=None) -> np.ndarray:
+    """Frames (T, H, W, 3) uint8: the moving background, plus each object in its frames, moving on a straight
+    line between two random points. Draws from `rng`: texture, tint, velocity, then each object's two points.
+    `indices`: render only these frames (the same pixels as those rows of the whole video)."""
+    w, h = size
+    tex, tint, velocity, paths = _scene_draws(rng, size, objects)
     ks = range(n_frames) if indices is None else [int(k) for k in indices]
     frames = np.empty((len(ks), h, w, 3), dtype=np.uint8)
     for row, k in enumerate(ks):
@@ -144,26 +151,68 @@ def render_scene(rng: np.random.Generator, n_frames: int, size: tuple[int, int],
     return frames
 
 
-def yuv420_round_trip(frames: np.ndarray) -> np.ndarray:
+def render_scene_torch(rng: np.random.Generator, size: tuple[int, int], objects, indices, device):
+    """:func:`render_scene` of frames `indices` in torch on `device`, all frames at once: uint8 (T, H, W, 3). The
+    draws from `rng` are the same (on the host); the pixels are computed in float64 as numpy does, so the frames
+    equal numpy's but for a rare last-bit difference of `sin` on another device (tests: identical on a CPU)."""
+    import torch
+
+    w, h = size
+    tex, tint, velocity, paths = _scene_draws(rng, size, objects)
+    f64 = dict(dtype=torch.float64, device=device)
+    ks = torch.as_tensor(np.asarray(indices, dtype=np.int64), device=device)
+    rows = torch.arange(h, device=device)
+    cols = torch.arange(w, device=device)
+    dy = torch.remainder(ks * velocity[0], h)[:, None, None]
+    dx = torch.remainder(ks * velocity[1], w)[:, None, None]
+    patch = torch.as_tensor(tex, **f64)[dy + rows[None, :, None], dx + cols[None, None, :]]  # (T, H, W)
+    k = ks.to(torch.float64)[:, None, None]
+    stripes = 0.5 + 0.5 * torch.sin((cols.to(torch.float64)[None, None, :] + 2 * k) / 5.0
+                                    + rows.to(torch.float64)[None, :, None] / 9.0)
+    grey = 70.0 + 70.0 * patch + 20.0 * stripes
+    frames = (grey[..., None] * torch.as_tensor(tint, **f64)).clamp(0, 255).to(torch.uint8)  # truncates as astype
+    yy, xx = rows.to(torch.float64)[None, :, None], cols.to(torch.float64)[None, None, :]
+    for obj, (y0, y1, x0, x1) in zip(objects, paths):
+        active = (ks >= obj.start) & (ks < obj.end)
+        if not bool(active.any()):
+            continue
+        a = (k - obj.start) / max(obj.end - obj.start - 1, 1)
+        cy, cx = y0 + a * (y1 - y0), x0 + a * (x1 - x0)
+        if obj.shape == "square":
+            mask = ((yy - cy).abs() <= obj.size / 2) & ((xx - cx).abs() <= obj.size / 2)
+        else:
+            mask = (yy - cy) ** 2 + (xx - cx) ** 2 <= (obj.size / 2) ** 2
+        mask = mask & active[:, None, None]
+        frames[mask] = torch.tensor(COLOURS[obj.colour], dtype=torch.uint8, device=device)
+    return frames
+
+
+def yuv420_round_trip(frames):
     """RGB uint8 (T, H, W, 3) through 8-bit limited-range BT.601 YUV 4:2:0 and back (what `write_video`'s yuv420p
     conversion does to colours before the codec; H.264's own quantisation noise is not modelled): chroma averaged
-    over 2x2 blocks, every plane rounded to 8 bits. ITU-R BT.601 coefficients (Y' in 16-235, Cb/Cr in 16-240)."""
+    over 2x2 blocks, every plane rounded to 8 bits. ITU-R BT.601 coefficients (Y' in 16-235, Cb/Cr in 16-240).
+    A numpy array or a torch tensor (on any device; the same float32 arithmetic) in, the same kind out."""
+    if isinstance(frames, np.ndarray):
+        xp, x = np, frames.astype(np.float32)
+    else:
+        import torch
+
+        xp, x = torch, frames.to(torch.float32)
     t, h, w, _ = frames.shape
-    x = frames.astype(np.float32)
     r, g, b = x[..., 0], x[..., 1], x[..., 2]
-    y = np.round(0.256788 * r + 0.504129 * g + 0.0979059 * b) * np.float32(255 / 219)  # (Y' - 16), full range
+    y = xp.round(0.256788 * r + 0.504129 * g + 0.0979059 * b) * (255 / 219)  # (Y' - 16), full range
 
     def half(c):  # a chroma plane (offset from 128) averaged over 2x2 blocks, rounded to 8 bits, full range
-        return np.round(c.reshape(t, h // 2, 2, w // 2, 2).mean(axis=(2, 4))) * np.float32(255 / 224)
+        m = c.reshape(t, h // 2, 2, w // 2, 2)
+        m = m.mean(axis=(2, 4)) if xp is np else m.mean(dim=(2, 4))
+        return xp.round(m) * (255 / 224)
 
     cb = half(-0.148223 * r - 0.290992 * g + 0.439216 * b)[:, :, None, :, None]
     cr = half(0.439216 * r - 0.367788 * g - 0.0714275 * b)[:, :, None, :, None]
     y = y.reshape(t, h // 2, 2, w // 2, 2)
-    out = np.empty((t, h // 2, 2, w // 2, 2, 3), dtype=np.float32)
-    out[..., 0] = y + 1.402 * cr
-    out[..., 1] = y - 0.344136 * cb - 0.714136 * cr
-    out[..., 2] = y + 1.772 * cb
-    return np.clip(np.round(out), 0, 255).astype(np.uint8).reshape(t, h, w, 3)
+    out = xp.stack([y + 1.402 * cr, y - 0.344136 * cb - 0.714136 * cr, y + 1.772 * cb], -1)
+    out = xp.round(out).clip(0, 255)
+    return (out.astype(np.uint8) if xp is np else out.to(xp.uint8)).reshape(t, h, w, 3)
 
 
 def render_video(rng: np.random.Generator, n_frames: int, size: tuple[int, int], window_frames: tuple[int, int],
@@ -323,16 +372,20 @@ def _draw_multi(settings: GeneratorSettings, seed: int, i: int, rng: np.random.G
     return Scene(f"{VID_PREFIX['multi']}_{seed}_{i:04d}", n_frames, fps, settings.size, tuple(objects), 0, query)
 
 
-def scene_clip(settings: GeneratorSettings, seed: int, i: int, video_settings) -> Clip:
+def scene_clip(settings: GeneratorSettings, seed: int, i: int, video_settings, device=None) -> Clip:
     """Video i of `seed` as `tempbench.video.decode_video` would return it from the mp4 file `write_scene_video`
     writes, without the file: the same sampled indices, timestamps, fps and duration; the sampled frames rendered
     directly and passed through :func:`yuv420_round_trip` (within a few grey levels of the decoded frames; the
-    H.264 quantisation noise is missing). For training data: evaluation always decodes the real files."""
+    H.264 quantisation noise is missing). With `device`, rendered by torch there (`frames` is then a uint8
+    tensor on it). For training data: evaluation always decodes the real files."""
     from tempbench.video import Clip, frame_plan
 
     scene, rng = draw_scene(settings, seed, i)
     indices = frame_plan(scene.n_frames, float(scene.fps), video_settings)
-    frames = yuv420_round_trip(render_scene(rng, scene.n_frames, scene.size, scene.objects, indices))
+    if device is None:
+        frames = yuv420_round_trip(render_scene(rng, scene.n_frames, scene.size, scene.objects, indices))
+    else:  # a torch tensor on `device`
+        frames = yuv420_round_trip(render_scene_torch(rng, scene.size, scene.objects, indices, device))
     return Clip(frames=frames, timestamps=indices.astype(np.float64) / scene.fps,
                 fps=len(indices) / scene.n_frames * scene.fps, duration=scene.n_frames / scene.fps,
                 source_fps=float(scene.fps), path=f"rendered:{scene.vid}", indices=indices,

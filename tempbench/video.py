@@ -212,7 +212,8 @@ class VideoSettings:
 class Clip:
     """Sampled frames of one video.
 
-    ``frames`` uint8 (T, H, W, 3) RGB at source size (unless ``resized_from`` holds the source (H, W));
+    ``frames`` uint8 (T, H, W, 3) RGB at source size (unless ``resized_from`` holds the source (H, W)); a numpy
+    array, or a torch tensor for a clip rendered on an accelerator (``tempbench.synthetic.scene_clip``);
     ``timestamps`` float64 (T,) seconds of each frame; ``fps`` the SAMPLED fps (``T / total * source_fps``,
     the value Qwen2.5-VL's ``second_per_grid_ts`` needs); ``duration`` seconds covered by the decoded
     stream; ``source_fps``; ``indices`` the sampled frame indices; ``n_source_frames`` the stream's frames.

@@ -233,3 +233,26 @@ def test_rendered_loader_in_a_worker_process():
     assert np.array_equal(got[0].value.frames, scene_clip(tasks_synthetic.settings("synthetic-hard"), 11, 0, vs).frames)
     assert np.array_equal(got[1].value.frames, scene_clip(tasks_synthetic.settings("synthetic"), 1, 5, vs).frames)
     assert got[2].value is None and "not a generated video" in got[2].error
+
+
+@pytest.mark.parametrize("name, seed", [("synthetic-hard", 11), ("synthetic", 1)])
+def test_torch_render_equals_numpy_render(name, seed):
+    """`scene_clip(..., device=...)` (torch, all frames at once: the trainer's in-process path) gives numpy's bytes
+    on a CPU, for every video of a range (objects entering and leaving, squares and circles, both card kinds)."""
+    torch = pytest.importorskip("torch")
+    settings = tasks_synthetic.settings(name)
+    for vs in (VideoSettings(), VideoSettings(fps=1.0)):
+        for i in range(12):
+            a = scene_clip(settings, seed, i, vs)
+            b = scene_clip(settings, seed, i, vs, device="cpu")
+            assert isinstance(b.frames, torch.Tensor) and b.frames.dtype == torch.uint8
+            assert np.array_equal(a.frames, b.frames.numpy()), (name, i)
+            assert np.array_equal(a.indices, b.indices) and a.fps == b.fps and a.duration == b.duration
+
+
+def test_yuv_round_trip_same_in_torch():
+    torch = pytest.importorskip("torch")
+    frames = np.random.default_rng(3).integers(0, 256, size=(6, 32, 48, 3), dtype=np.uint8)
+    got = yuv420_round_trip(torch.from_numpy(frames))
+    assert isinstance(got, torch.Tensor) and got.dtype == torch.uint8 and tuple(got.shape) == frames.shape
+    assert np.array_equal(got.numpy(), yuv420_round_trip(frames))

@@ -103,10 +103,10 @@ def render_mismatch(record: dict) -> str | None:
     return None
 
 
-def rendered_clip(vid: str, video_settings):
+def rendered_clip(vid: str, video_settings, device=None):
     """The clip of generated video `vid` (any seed of `synthetic` or `synthetic-hard`) rendered without its mp4 file
-    (`tempbench.synthetic.scene_clip`: training data; evaluation decodes the files). Raises TempbenchError for a
-    video id that no card generates."""
+    (`tempbench.synthetic.scene_clip`, by torch on `device` when given: training data; evaluation decodes the
+    files). Raises TempbenchError for a video id that no card generates."""
     from ..errors import TempbenchError
     from ..synthetic import VID_PREFIX, scene_clip
 
@@ -116,4 +116,4 @@ def rendered_clip(vid: str, video_settings):
                              f"{', '.join(f'{p}_SEED_INDEX' for p in VID_PREFIX.values())})",
                              "use data.frames = \"decode\" with --videos DIR for other videos")
     name, seed, i = found
-    return scene_clip(settings(name), seed, i, video_settings)
+    return scene_clip(settings(name), seed, i, video_settings, device=device)

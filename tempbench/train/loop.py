@@ -292,10 +292,11 @@ class Trainer:
         if self.cfg["data"]["frames"] == "render":
             from tempbench.tasks.synthetic import rendered_clip
 
-            if clip is None:
-                clip = rendered_clip(record["vid"], self.video_settings)
+            device = str(self.accelerator.device)
+            if clip is None:  # no worker processes: rendered here, by torch on the accelerator
+                clip = rendered_clip(record["vid"], self.video_settings, device=device)
             # resized, normalised and patchified on the accelerator (on a GPU within a grey level of the CPU's)
-            clip = self.adapter.video_preprocessor(clip, device=str(self.accelerator.device))
+            clip = self.adapter.video_preprocessor(clip, device=device)
         if clip is None:
             vdir = self.video_folder()
             path = find_video(vdir, record["vid"]) if vdir else None
