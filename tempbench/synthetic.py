@@ -172,10 +172,8 @@ def render_scene_torch(rng: np.random.Generator, size: tuple[int, int], objects,
     grey = 70.0 + 70.0 * patch + 20.0 * stripes
     frames = (grey[..., None] * torch.as_tensor(tint, **f64)).clamp(0, 255).to(torch.uint8)  # truncates as astype
     yy, xx = rows.to(torch.float64)[None, :, None], cols.to(torch.float64)[None, None, :]
-    for obj, (y0, y1, x0, x1) in zip(objects, paths):
+    for obj, (y0, y1, x0, x1) in zip(objects, paths):  # no host sync: masks and `where`, no boolean indexing
         active = (ks >= obj.start) & (ks < obj.end)
-        if not bool(active.any()):
-            continue
         a = (k - obj.start) / max(obj.end - obj.start - 1, 1)
         cy, cx = y0 + a * (y1 - y0), x0 + a * (x1 - x0)
         if obj.shape == "square":
@@ -183,7 +181,8 @@ def render_scene_torch(rng: np.random.Generator, size: tuple[int, int], objects,
         else:
             mask = (yy - cy) ** 2 + (xx - cx) ** 2 <= (obj.size / 2) ** 2
         mask = mask & active[:, None, None]
-        frames[mask] = torch.tensor(COLOURS[obj.colour], dtype=torch.uint8, device=device)
+        colour = torch.tensor(COLOURS[obj.colour], dtype=torch.uint8, device=device)
+        frames = torch.where(mask[..., None], colour, frames)
     return frames
 
 
