@@ -14,8 +14,10 @@ markers). For a batch of queries (`HFQwenVL.generate` with `share_prefix`):
    video once: the vision tower runs once per video;
 4. each query's cache starts as a copy of its video's row (`decoding.select_rows`: attention K/V and, for Qwen3.5's
    linear-attention layers, the conv and recurrent states too); the query suffixes (query text + assistant header)
-   are prefilled by suffix length, so no padding ever sits between a prefix and its suffix, and the rows are then
-   stacked with their padding on the left (`decoding.merge_rows`);
+   are prefilled in one pass when every layer is attention (suffixes left padded: the padding sits between a
+   prefix and its suffix, hidden by the attention mask for the rest of the answer), or by suffix length when the
+   model has linear-attention layers (no padding may pass through a recurrent state), whose rows are then stacked
+   with their padding on the left (`decoding.merge_rows`);
 5. the answer is decoded by `decoding.decode` with the chosen step backend.
 
 A query's computation is the unshared one with the work on its prefix done once: in float32 the token ids are
@@ -169,17 +171,25 @@ def generate_ids(adapter, batch, *, share: bool, backend: str, stats: decoding.D
     del inputs
     mark()
 
-    # 2. each query's copy of its prefix, then its suffix, prefilled with every other suffix of the same length
+    # 2. each query's copy of its prefix, then its suffix: with attention layers only, every suffix in one pass, left
+    # padded (the padding sits between a prefix and its suffix, hidden by the mask); with linear-attention layers
+    # (recurrent states: no padding may pass through them), one pass per suffix length
     by_len: dict[int, list[int]] = {}
-    for r, ids_r in enumerate(p.rows):
-        by_len.setdefault(len(ids_r) - p.prefix[p.group_of[r]], []).append(r)
+    if not decoding.has_linear_layers(cache):
+        by_len[max(len(ids_r) - p.prefix[p.group_of[r]] for r, ids_r in enumerate(p.rows))] = list(range(len(p.rows)))
+    else:
+        for r, ids_r in enumerate(p.rows):
+            by_len.setdefault(len(ids_r) - p.prefix[p.group_of[r]], []).append(r)
     parts, logits, masks, stacked = [], [], [], []
     for length, rows in sorted(by_len.items()):
         index = torch.tensor([p.group_of[r] for r in rows], dtype=torch.long, device=dev)
         sub = decoding.select_rows(cache, index)
-        suf_ids = torch.stack([torch.tensor(p.rows[r][p.prefix[p.group_of[r]]:], dtype=torch.long) for r in rows])
-        suf_pos = torch.stack([positions[r][:, p.prefix[p.group_of[r]]:] for r in rows], 1)
-        m = torch.cat([pre_mask.index_select(0, index), pre_mask.new_ones((len(rows), length))], 1)
+        suffixes = [torch.tensor(p.rows[r][p.prefix[p.group_of[r]]:], dtype=torch.long) for r in rows]
+        suf_ids = _left_pad(suffixes, adapter.pad_token_id, length)
+        suf_pos = torch.stack([torch.nn.functional.pad(positions[r][:, p.prefix[p.group_of[r]]:],
+                                                       (length - len(x), 0)) for r, x in zip(rows, suffixes)], 1)
+        suf_mask = _left_pad([torch.ones(len(x), dtype=torch.long) for x in suffixes], 0, length)
+        m = torch.cat([pre_mask.index_select(0, index), suf_mask.to(dev)], 1)
         out = model(input_ids=suf_ids.to(dev), attention_mask=m, position_ids=suf_pos.to(dev), use_cache=True,
                     logits_to_keep=1, **{kw: sub})
         parts.append(sub)
