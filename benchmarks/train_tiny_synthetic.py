@@ -124,6 +124,20 @@ def write_train_set(work: Path, records: dict[str, list[dict]]) -> Path:
 # ------------------------------------------------------------------------------------------------------- model
 
 
+# `--prompt-order query-first`: the shipped chat template with the user turn's text written before its video, so that
+# the video's tokens (causal attention) come after the query and can be compared with it; the template travels with
+# the model folder (its sha256 is part of every run's identity)
+QUERY_FIRST_CHAT_TEMPLATE = (
+    "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}<|im_start|>system\n"
+    "You are a helpful assistant.<|im_end|>\n{% endif %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
+    "{% else %}{% for content in message['content'] %}{% if content['type'] == 'text' %}{{ content['text'] }}"
+    "{% endif %}{% endfor %}{% for content in message['content'] %}{% if content['type'] == 'image' %}"
+    "<|vision_start|><|image_pad|><|vision_end|>{% elif content['type'] == 'video' %}"
+    "<|vision_start|><|video_pad|><|vision_end|>{% endif %}{% endfor %}<|im_end|>\n"
+    "{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+
 def build_init_model(work: Path, args) -> Path:
     """The starting model: the shipped tiny-synthetic files (smoke: the tiny test architecture) + seeded weights."""
     from tempbench.models import zoo
@@ -139,6 +153,8 @@ def build_init_model(work: Path, args) -> Path:
         for f in src.iterdir():
             if f.is_file() and f.name != "model.safetensors":
                 shutil.copy2(f, files / f.name)
+    if args.prompt_order == "query-first":
+        (files / "chat_template.jinja").write_text(QUERY_FIRST_CHAT_TEMPLATE)
     init = work / "model-init"
     shutil.rmtree(init, ignore_errors=True)
     init_weights(files, seed=args.seed, out_dir=init)
@@ -315,6 +331,8 @@ def export_package(ck: Path, dest: Path, args) -> Path:
     for f in src.iterdir():
         if f.is_file() and f.suffix in keep and f.name not in skip:
             shutil.copy2(f, dest / f.name)
+    if (ck / "chat_template.jinja").is_file():  # the template the model was trained with (--prompt-order)
+        shutil.copy2(ck / "chat_template.jinja", dest / "chat_template.jinja")
     state = load_file(ck / "model.safetensors")
     bf16 = {k: v.to(torch.bfloat16).contiguous() for k, v in sorted(state.items())}
     save_file(bf16, dest / "model.safetensors",
@@ -402,6 +420,9 @@ def main(argv=None) -> int:
     ap.add_argument("--train-workers", type=int, default=None,
                     help="the trainer's data.workers (default --workers); with --train-frames render, 0 renders "
                          "every video by torch on the GPU in the trainer's process instead of in worker processes")
+    ap.add_argument("--prompt-order", choices=("video-first", "query-first"), default="video-first",
+                    help="the model's chat template: the shipped one (the video, then the prompt with the query) or "
+                         "the prompt with the query first, then the video (QUERY_FIRST_CHAT_TEMPLATE)")
     ap.add_argument("--eval-batch", type=int, default=64)
     ap.add_argument("--eval-limit", type=int, default=None, help="evaluate the first N queries only")
     ap.add_argument("--max-new-tokens", type=int, default=48)

@@ -5,6 +5,7 @@ benchmarks/install_tiny_synthetic.py on a copy of the package folder and zoo."""
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import math
 import os
@@ -147,3 +148,27 @@ def test_rendered_train_frames_need_no_files(tmp_path):
     assert tomllib.loads(res["train"]["config_toml"])["data"]["frames"] == "render"
     assert res["train"]["global_step"] > 0 and all(math.isfinite(x) for x in res["curves"]["loss"])
     assert not list((tmp_path / "work" / "train" / "videos").glob("*.mp4"))
+
+
+def test_query_first_prompt_order_travels_with_the_model(tmp_path):
+    """--prompt-order query-first: the init model, every checkpoint and the exported package carry the query-first
+    chat template, and the adapter built from the package writes the query's tokens before the video's."""
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--smoke", "--train-frames", "render", "--prompt-order",
+                           "query-first", "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work")],
+                          capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    spec = importlib.util.spec_from_file_location("train_tiny_synthetic", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    package = tmp_path / "work" / "tiny-synthetic"
+    assert (package / "chat_template.jinja").read_text() == mod.QUERY_FIRST_CHAT_TEMPLATE
+    checkpoints = sorted((tmp_path / "work" / "sft").glob("checkpoint-*"))
+    assert checkpoints and all((c / "chat_template.jinja").read_text() == mod.QUERY_FIRST_CHAT_TEMPLATE
+                               for c in checkpoints)
+    from tempbench.models.qwen.adapter import HFQwenVL
+
+    adapter = HFQwenVL(str(package), dtype="float32")
+    text = adapter.chat_text("the red circle appears", with_video=True)
+    assert text.index("the red circle appears") < text.index("<|video_pad|>") < text.index("<|im_start|>assistant")
+    shipped = hashlib.sha256((REPO / "tempbench" / "models" / "tiny_synthetic" / "chat_template.jinja").read_bytes())
+    assert adapter.identity().options["chat_template_sha256"] != shipped.hexdigest()  # another run identity
