@@ -407,13 +407,16 @@ def run_answers(name: str, *, adapter, model_dir: Path, records, videos: Path, v
     # FLOPs and stage seconds of the run, from its recorded batches
     fl = {"vision": 0.0, "prefix": 0.0, "suffix": 0.0, "decode": 0.0}
     stages = {"plan": 0.0, "prefix_prefill": 0.0, "suffix_prefill": 0.0, "decode": 0.0, "capture": 0.0}
+    vision_seconds = 0.0  # the vision tower's part of prefix_prefill (timed by hooks on it)
     for b in batches:
         for k, v in flops_of_batch(shape, b).items():
             fl[k] += v
         for k in stages:
             stages[k] += float(b["seconds"].get(k, 0.0))
+        vision_seconds += float(b["seconds"].get("vision") or 0.0)
     total_flops = sum(fl.values())
     prefill_seconds = stages["prefix_prefill"] + stages["suffix_prefill"]
+    lm_prefix_seconds = stages["prefix_prefill"] - vision_seconds
     in_model = sum(stages.values()) - stages["capture"]  # generate_ids (capture is inside decode)
     qps_stock = len(subset) / t_stock
     qps_run = outcome.queries_per_s
@@ -445,10 +448,15 @@ def run_answers(name: str, *, adapter, model_dir: Path, records, videos: Path, v
             else None,
             "end_to_end": total_flops / (outcome.seconds * peak),
             "end_to_end_stock_loop": stock_flops / (t_stock * peak),
+            "by_stage": {
+                "vision": fl["vision"] / (vision_seconds * peak) if vision_seconds else None,
+                "language_model_prefix": fl["prefix"] / (lm_prefix_seconds * peak) if vision_seconds else None,
+                "suffix": fl["suffix"] / (stages["suffix_prefill"] * peak) if stages["suffix_prefill"] else None},
             "relative_to": "bf16 matmul peak measured in this run",
             "end_to_end_of_nominal_peak": total_flops / (outcome.seconds * device["peak_tflops_nominal"] * 1e12),
         },
-        "stage_seconds": {**stages, "in_model": in_model, "not_in_model": outcome.seconds - in_model,
+        "stage_seconds": {**stages, "vision_in_prefix_prefill": vision_seconds, "in_model": in_model,
+                          "not_in_model": outcome.seconds - in_model,
                           "batches": len(batches)},
         "decode_step_batch16": {
             "rows": full[0]["rows"] if full else None, "backend": decoding.get("backend"),

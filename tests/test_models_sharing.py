@@ -248,7 +248,10 @@ def test_recorded_batch_shapes_and_stage_times(adapters, restore):
         a.decode_stats.record = False
     assert rec["rows"] == len(batch) and rec["videos"] == 4 and len(rec["suffix_tokens"]) == len(batch)
     assert rec["patches"].count(0) == 1 and all(s > 0 for s in rec["suffix_tokens"])
-    assert set(rec["seconds"]) == {"plan", "prefix_prefill", "suffix_prefill", "decode", "capture"}
+    assert set(rec["seconds"]) == {"plan", "prefix_prefill", "vision", "suffix_prefill", "decode", "capture"}
+    assert 0 < rec["seconds"]["vision"] < rec["seconds"]["prefix_prefill"]  # the tower's part of the prefix stage
+    tower = a.model.model.visual
+    assert not tower._forward_hooks and not tower._forward_pre_hooks  # the timing hooks are gone
     assert rec["backend"] == "static" and rec["new_tokens"] <= 10
     # each row's video: rows of one video share its prefix (the group ids follow first appearance)
     assert len(rec["group_of"]) == len(batch) and sorted(set(rec["group_of"])) == list(range(rec["videos"]))
