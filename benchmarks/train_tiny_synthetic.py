@@ -294,6 +294,12 @@ def evaluate(model: str, task: str, split: str, work: Path, args, tag: str, opti
            "run_dir": str(run_dir)}
     first = (run_dir / "predictions.jsonl").read_text().splitlines()[0]
     out["example"] = json.loads(first).get("output")
+    if task == "synthetic-hard":  # which object the answers land on: does the model read the query?
+        from hard_failure_modes import analyse
+
+        a = analyse(run_dir)["by_query"]["all"]
+        out["picks"] = {"target_pct": a["picks_target_pct"], "first_to_appear_pct": a["picks_first_to_appear_pct"],
+                        "random_pick_pct": a["random_pick_pct"]}
     return out
 
 
@@ -307,8 +313,11 @@ def select_checkpoint(checkpoints: list[str], work: Path, args) -> tuple[list[di
             row[name] = evaluate(ck, name, "val", work, args, f"ck{step}", {"dtype": "float32"})
         row["mean_mIoU"] = sum(row[n]["metrics"]["mIoU"] for n in TASKS) / len(TASKS)
         rows.append(row)
+        picks = row["synthetic-hard"]["picks"]
         log(f"val {row['checkpoint']}: " + ", ".join(
             f"{n} mIoU {row[n]['metrics']['mIoU']:.1f} (failures {row[n]['failure_rate']:.1f}%)" for n in TASKS)
+            + f"; synthetic-hard answers on the queried object {picks['target_pct']:.1f}%, on the first to appear "
+              f"{picks['first_to_appear_pct']:.1f}% (random pick {picks['random_pick_pct']:.1f}%)"
             + f"; e.g. {row['synthetic-hard']['example']!r}")
     best = max(rows, key=lambda r: (r["mean_mIoU"], r["step"]))
     log(f"selected {best['checkpoint']} (mean val mIoU {best['mean_mIoU']:.2f})")
@@ -517,7 +526,8 @@ def main(argv=None) -> int:
                   if int(Path(ck).name.split("-")[1]) % every == 0 or ck == summary["checkpoints"][-1]]
     val_rows, best = select_checkpoint(candidates, work, args)
     res["val"] = [{"checkpoint": r["checkpoint"], "step": r["step"], "mean_mIoU": r["mean_mIoU"],
-                   **{n: {k: r[n][k] for k in ("n", "metrics", "ci95", "failure_rate")} for n in TASKS}}
+                   **{n: {k: r[n][k] for k in ("n", "metrics", "ci95", "failure_rate", "picks") if k in r[n]}
+                      for n in TASKS}}
                   for r in val_rows]
     res["selected"] = {"checkpoint": best["checkpoint"], "step": best["step"], "mean_val_mIoU": best["mean_mIoU"],
                        "rule": "highest mean val mIoU over both tasks (later step on ties)"}

@@ -47,6 +47,8 @@ def test_results_record(smoke):
     assert res["data"]["train"] == {"synthetic": 6, "synthetic-hard": 6}
     assert res["recipe"]["method"] == "sft" and res["recipe"]["data"] == {"workers": 1, "cache": True,
                                                                           "cache_on_device": True, "frames": "decode"}
+    picks = res["val"][0]["synthetic-hard"]["picks"]  # which object the val answers land on, per checkpoint
+    assert set(picks) == {"target_pct", "first_to_appear_pct", "random_pick_pct"} and 0 < picks["random_pick_pct"] < 100
     cfg = tomllib.loads(res["train"]["config_toml"])  # what `tempbench train` ran with
     assert cfg["optim"]["batch_size"] == 2 and cfg["schedule"]["epochs"] == 2 and cfg["data"]["cache"] is True
     steps = res["train"]["global_step"]

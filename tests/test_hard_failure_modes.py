@@ -1,0 +1,62 @@
+"""benchmarks/hard_failure_modes.py: which object a synthetic-hard answer lands on, checked on answers made from the
+generator's own scenes (the target's window, the first object's window, unparsable text)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from tempbench.synthetic import draw_scene
+from tempbench.tasks import synthetic
+
+REPO = Path(__file__).resolve().parents[1]
+SPEC = importlib.util.spec_from_file_location("hard_failure_modes", REPO / "benchmarks" / "hard_failure_modes.py")
+MODES = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(MODES)
+N = 36  # two cycles of colour x query kind
+
+
+def _run(tmp_path: Path, answer) -> Path:
+    seed = synthetic.TASKS["synthetic-hard"]["splits"]["val"]["seed"]
+    settings = synthetic.settings("synthetic-hard")
+    rows = []
+    for i in range(N):
+        scene, _ = draw_scene(settings, seed, i)
+        rows.append({"qid": i, "vid": scene.vid, "output": answer(scene)})
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "run.json").write_text(json.dumps({"split": "val", "model": {"id": "m", "info": {"name": "m"}}}))
+    (folder / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder
+
+
+def _window(obj, fps) -> str:
+    return f"<answer> {obj.start / fps:.3f} to {obj.end / fps:.3f} </answer>"
+
+
+def test_answers_on_the_target(tmp_path):
+    res = MODES.analyse(_run(tmp_path, lambda s: _window(s.objects[s.target], s.fps)))["by_query"]
+    assert res["all"]["picks_target_pct"] == 100 and res["all"]["mIoU_target"] == pytest.approx(100)
+    assert set(res) == {"all", "both", "colour", "shape"} and res["all"]["parsed"] == N
+    # the target is not always the first to appear: the first-object rate is the share where it is
+    assert 0 < res["all"]["picks_first_to_appear_pct"] < 100
+    assert res["all"]["picks_first_to_appear_pct"] == pytest.approx(
+        100 * res["all"]["target_place_counts"].get(0, 0) / N)
+
+
+def test_answers_on_the_first_object(tmp_path):
+    def first(s):
+        return _window(min(s.objects, key=lambda o: o.start), s.fps)
+
+    res = MODES.analyse(_run(tmp_path, first))["by_query"]["all"]
+    assert res["picks_first_to_appear_pct"] == 100 and res["picked_place_counts"] == {0: N}
+    assert res["picks_target_pct"] < 100 and res["iou_with_picked_object"] == pytest.approx(100)
+    assert 30 < res["random_pick_pct"] < 50
+
+
+def test_unparsed_answers_pick_nothing(tmp_path):
+    res = MODES.analyse(_run(tmp_path, lambda s: "no idea"))["by_query"]["all"]
+    assert res["parsed"] == 0 and res["picks_target_pct"] == 0 and res["mIoU_target"] == 0
