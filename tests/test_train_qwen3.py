@@ -4,11 +4,12 @@ forward, the vision features (DeepStack included) reach every row of a query, ro
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
+
+from clip_helpers import make_clip  # noqa: E402
 
 from tempbench.models.base import ModelInput  # noqa: E402
 from tempbench.train.config import load_config  # noqa: E402
@@ -24,21 +25,13 @@ from tempbench.train.rollout import (  # noqa: E402
     sample_completions,
     sample_completions_batch,
 )
-from tempbench.video import Clip, VideoSettings  # noqa: E402
+from tempbench.video import VideoSettings  # noqa: E402
 
 FAMILIES = ("qwen3_vl", "qwen3_5")
 SMALL_VIDEO = VideoSettings(fps=2.0, min_frames=2, max_frames=8, min_pixels=32 * 32, max_pixels=64 * 64,
                             total_pixels=4 * 64 * 64 * 4)
 SMALL_CFG = {"video.total_pixels": 4 * 64 * 64 * 4, "video.min_pixels": 32 * 32, "video.max_pixels": 64 * 64,
              "video.max_frames": 8, "video.min_frames": 2, "log.progress": False}
-
-
-def make_clip(t=4, h=64, w=64, src_fps=30.0, total=120, seed=0) -> Clip:
-    rng = np.random.default_rng(seed)
-    idx = np.rint(np.linspace(0, total - 1, t)).astype(np.int64)
-    return Clip(frames=rng.integers(0, 256, (t, h, w, 3), dtype=np.uint8), timestamps=idx / src_fps,
-                fps=t / total * src_fps, duration=total / src_fps, source_fps=src_fps, path=f"syn-{seed}",
-                indices=idx, n_source_frames=total)
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +57,7 @@ def make_item(adapter, clip, query, qid=0):
 
 def _two_queries(a):
     tok = a.tokenizer
-    qa, inp_a = make_item(a, make_clip(4, 64, 64, seed=1), "the door opens", 0)
+    qa, inp_a = make_item(a, make_clip(4, 64, 64, src_fps=30.0, total=120, seed=1), "the door opens", 0)
     qb, inp_b = make_item(a, make_clip(6, 64, 96, src_fps=25.0, total=300, seed=2), "a person sits down", 1)
     comps = [completion_ids(tok, "<answer> 1.00 to 2.00 </answer>", tok.eos_token_id),
              completion_ids(tok, "<answer> 1.00 to 2.00 </answer>", tok.eos_token_id),
@@ -83,7 +76,7 @@ def test_policy_logprobs_equal_the_stock_forward(adapters, family):
     a = adapters[family]
     model = a.model
     assert a.video_preprocessor is not None and VideoInputs.from_dict(
-        a.build_inputs([ModelInput(make_clip(), "x", 0)])).second_per_grid_ts is None
+        a.build_inputs([ModelInput(make_clip(4, 64, 64, src_fps=30.0, total=120), "x", 0)])).second_per_grid_ts is None
     batch, rows, comps = _two_queries(a)
     with torch.no_grad():
         lp = policy_logprobs(VideoPolicy(model), batch)
@@ -142,7 +135,7 @@ def test_encode_once_and_repeated_pixels_sample_the_same(adapters, family):
     if "mm_encoder_outputs" not in inspect.signature(a.model.forward).parameters:
         pytest.skip("this transformers version cannot hand encoder outputs to generate (5.17)")
     eos = eos_ids(a.model, a.tokenizer)
-    item, _ = make_item(a, make_clip(4, 64, 64, seed=4), "the door opens")
+    item, _ = make_item(a, make_clip(4, 64, 64, src_fps=30.0, total=120, seed=4), "the door opens")
     s = SamplingSettings(max_new_tokens=6)
     torch.manual_seed(7)
     once = sample_completions(a.model, item.prompt_ids, item.video, 3, s, eos, a.pad_token_id, encode_once=True)
@@ -158,7 +151,7 @@ def test_batched_sampling_equals_one_call_per_query(adapters, family):
     left-padded queries in one generate call answer greedily as one call per query does."""
     a = adapters[family]
     eos = eos_ids(a.model, a.tokenizer)
-    qa, _ = make_item(a, make_clip(4, 64, 64, seed=1), "the door opens", 0)
+    qa, _ = make_item(a, make_clip(4, 64, 64, src_fps=30.0, total=120, seed=1), "the door opens", 0)
     qb, _ = make_item(a, make_clip(6, 64, 96, src_fps=25.0, total=300, seed=2), "a person sits down on the chair", 1)
     assert len(qa.prompt_ids) != len(qb.prompt_ids)
     greedy = SamplingSettings(max_new_tokens=6, do_sample=False)
@@ -177,7 +170,7 @@ def _trainer(path, **over):
 
 def _fixed(tr, cot=False):
     rec = {"qid": 0, "vid": "fixed", "query": "the door opens", "duration": 4.0, "windows": [[0.5, 1.5]]}
-    return tr.make_item(rec, "grounding", cot, clip=make_clip(4, 64, 64, seed=0))
+    return tr.make_item(rec, "grounding", cot, clip=make_clip(4, 64, 64, src_fps=30.0, total=120, seed=0))
 
 
 @pytest.mark.parametrize("family", FAMILIES)
