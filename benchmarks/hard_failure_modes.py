@@ -27,11 +27,12 @@ def iou(a: tuple[float, float], b: tuple[float, float]) -> float:
 
 def analyse(run: Path) -> dict:
     from tempbench.parsing import parse_span
+    from tempbench.results import RunConfig
     from tempbench.synthetic import COLOURS, QUERY_MODES, draw_scene
     from tempbench.tasks import synthetic
 
-    meta = json.loads((run / "run.json").read_text())
-    split = meta["split"]
+    config = RunConfig.read(run / "run.json")
+    split = config.split
     seed = synthetic.TASKS["synthetic-hard"]["splits"][split]["seed"]
     settings = synthetic.settings("synthetic-hard")
     rows = [json.loads(x) for x in (run / "predictions.jsonl").read_text().splitlines() if x.strip()]
@@ -51,9 +52,8 @@ def analyse(run: Path) -> dict:
                        picked_place=in_time.index(pick))
         per.setdefault(mode, []).append(row)
         per.setdefault("all", []).append(row)
-    model = meta["model"]
-    out = {"run": str(run), "model": model.get("info", {}).get("name") or model.get("id"),
-           "weights": model.get("weights"), "split": split, "by_query": {}}
+    out = {"run": str(run), "model": config.model.info.get("name") or config.model.id,
+           "weights": config.model.weights, "split": split, "by_query": {}}
     for mode, items in per.items():
         n = len(items)
         got = [x for x in items if "picked" in x]

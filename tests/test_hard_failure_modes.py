@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tempbench.results import ModelIdentity, RunConfig
 from tempbench.synthetic import draw_scene
 from tempbench.tasks import synthetic
 
@@ -28,7 +29,9 @@ def _run(tmp_path: Path, answer) -> Path:
         rows.append({"qid": i, "vid": scene.vid, "output": answer(scene)})
     folder = tmp_path / "run"
     folder.mkdir()
-    (folder / "run.json").write_text(json.dumps({"split": "val", "model": {"id": "m", "info": {"name": "m"}}}))
+    RunConfig(task="synthetic-hard", split="val", annotation_file="annotations.jsonl", annotation_sha256="a" * 64,
+              model=ModelIdentity(spec="m", id="m", backend="transformers", info={"name": "m"}), prompt=None,
+              prompt_sha256=None, video=None, generation=None).write(folder / "run.json")
     (folder / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return folder
 

@@ -26,6 +26,7 @@ identical to `generate` on the unshared batch (tests/test_models_sharing.py, all
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -128,15 +129,17 @@ def _mm_types(adapter, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return mm
 
 
-def _timed_vision(model, sync) -> dict:
-    """Synchronised seconds of the vision tower's forward calls (benchmarks: `stats.record`), summed under
-    "seconds"; "hooks" removes the timing hooks."""
+@contextmanager
+def _timed_vision(model, sync, on: bool):
+    """Inside the block, with `on` (benchmarks: `stats.record`), the vision tower's forward calls are timed,
+    synchronised: yields a dict whose "seconds" sums them (None when off); the hooks are removed on leaving."""
     import time
 
     tower = getattr(model, "visual", None) or getattr(getattr(model, "model", None), "visual", None)
-    out: dict = {"seconds": 0.0, "hooks": lambda: None}
-    if tower is None:
-        return out
+    if not on:
+        yield {"seconds": None}
+        return
+    out = {"seconds": 0.0}
     start: list[float] = []
 
     def before(_module, _args):
@@ -147,9 +150,12 @@ def _timed_vision(model, sync) -> dict:
         sync()
         out["seconds"] += time.perf_counter() - start.pop()
 
-    handles = [tower.register_forward_pre_hook(before), tower.register_forward_hook(after)]
-    out["hooks"] = lambda: [h.remove() for h in handles]
-    return out
+    handles = [tower.register_forward_pre_hook(before), tower.register_forward_hook(after)] if tower else []
+    try:
+        yield out
+    finally:
+        for h in handles:
+            h.remove()
 
 
 def generate_ids(adapter, batch, *, share: bool, backend: str, stats: decoding.DecodeStats) -> torch.Tensor:
@@ -190,12 +196,8 @@ def generate_ids(adapter, batch, *, share: bool, backend: str, stats: decoding.D
                                               for v in vids], 0).to(dev)
     cache = DynamicCache(config=model.config.get_text_config())
     mark()
-    vision_seconds = _timed_vision(model, sync) if marks is not None else None
-    try:
+    with _timed_vision(model, sync, marks is not None) as vision:
         model(**inputs, use_cache=True, logits_to_keep=1, **{kw: cache})
-    finally:
-        if vision_seconds is not None:
-            vision_seconds.pop("hooks")()
     pre_mask = mask.to(dev)
     del inputs
     mark()
@@ -260,7 +262,7 @@ def generate_ids(adapter, batch, *, share: bool, backend: str, stats: decoding.D
             "suffix_tokens": [len(ids) - p.prefix[gi] for ids, gi in zip(p.rows, p.group_of)],
             "width": int(attn.shape[1]), "new_tokens": int(out.shape[1]), "backend": stats.backend,
             "seconds": {"plan": marks[1] - marks[0], "prefix_prefill": marks[2] - marks[1],
-                        "vision": vision_seconds["seconds"],  # the vision tower's part of prefix_prefill
+                        "vision": vision["seconds"],  # the vision tower's part of prefix_prefill
                         "suffix_prefill": marks[3] - marks[2], "decode": marks[4] - marks[3],
                         "capture": stats.capture_seconds - captured}})
     return out
