@@ -466,8 +466,9 @@ def _kv_options(pairs, what):
                    "attn_implementation, revision, device, trust_remote_code (off unless asked), and for Qwen3-VL / "
                    "Qwen3.5 timestamps=frame-indices|pts, layout=release|transformers, rope_index; the Qwen "
                    "family also decoder=dynamic|static|cuda-graph|transformers (tempbench's token loop and its "
-                   "step, or transformers' generate) and share_prefix=true|false (one prefill per video); neither "
-                   "changes an answer. stage_times=true records each batch's shape and stage seconds in run.json "
+                   "step, or transformers' generate) and share_prefix=true|false (one prefill per video); in float32 "
+                   "neither changes an answer; in bf16 or on a GPU they can, so a run folder keeps the ones it was "
+                   "started with. stage_times=true records each batch's shape and stage seconds in run.json "
                    "(benchmarks).")
 @click.option("--time-hint", is_flag=True,
               help="Add a 'Frame at t s' line per frame before the prompt of a model that sees no frame times.")

@@ -225,8 +225,9 @@ class HFQwenVL:
             raise TempbenchError(f"share_prefix={share_prefix!r} must be true or false")
         if not isinstance(stage_times, bool):
             raise TempbenchError(f"stage_times={stage_times!r} must be true or false")
-        # how answers are decoded: neither changes an answer (tested token for token in float32), so both are
-        # recorded in the identity's info, not in its options
+        # how answers are decoded: in float32 neither changes an answer (tested token for token), so both are
+        # recorded in the identity's info, not in its options; in bf16 / on a GPU, RunConfig.numerics keeps a run
+        # folder to one setting
         self.decoder = decoder
         self.share_prefix = share_prefix
         # the static / graph step's attention (decoding.STEP_ATTENTION): "grouped" reads each KV head once
