@@ -118,6 +118,35 @@ def test_plan_groups_by_video_and_prefix(adapters):
     assert len(unshared.groups) == len(batch)
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+def test_prefixes_right_padded_without_a_mask_for_attention_only_models(adapters, family, monkeypatch, restore):
+    """All-attention families prefill their prefixes right padded with no mask (the causal kernel); Qwen3.5, whose
+    linear-attention layers must not see padding after a row's tokens, left padded under the mask. The answers are
+    the stock ones either way (test_shared_prefix_equals_unshared_generate)."""
+    a = with_decoder(adapters[family], "dynamic", True)
+    seen = []
+    original = a.model.forward
+
+    def spy(*args, **kwargs):
+        if "pixel_values_videos" in kwargs:  # the prefix pass: the only one with the videos
+            seen.append((kwargs.get("attention_mask"), kwargs["input_ids"].clone()))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(a.model, "forward", spy)
+    a.generate(mixed_batch(a))
+    assert len(seen) == 1
+    mask, ids = seen[0]
+    lengths = set()
+    for row in ids.tolist():  # prefixes of different lengths in the pass: some rows are padded
+        lengths.add(len(row) - sum(t == a.pad_token_id for t in row))
+    assert len(lengths) > 1
+    if family == "qwen3_5":
+        assert prefix.attention_only(a.model) is False and mask is not None and bool((mask[:, -1] == 1).all())
+    else:
+        assert prefix.attention_only(a.model) is True and mask is None
+        assert all(row[0] != a.pad_token_id for row in ids.tolist())  # padding only after each row's tokens
+
+
 def test_vision_tower_runs_once_per_video(adapters, monkeypatch, restore):
     a = with_decoder(adapters["qwen2_5_vl"], "dynamic", True)
     calls = []

@@ -10,8 +10,10 @@ markers). For a batch of queries (`HFQwenVL.generate` with `share_prefix`):
    `rope_index="transformers"`), so every token gets the position it has without sharing;
 2. rows are grouped by (video object, prefix ids); the prefix ends after the video's last token (and the
    `<|vision_end|>` that closes it);
-3. the prefixes of the batch's distinct videos are prefilled together (left padded), with the pixel values of each
-   video once: the vision tower runs once per video;
+3. the prefixes of the batch's distinct videos are prefilled together, with the pixel values of each video once:
+   the vision tower runs once per video. When every layer is attention they are right padded and run with no
+   mask (causal attention keeps each real token from the padding after it, so SDPA uses its causal kernel and skips
+   the masked half); Qwen3.5 keeps them left padded under the mask;
 4. each query's cache starts as a copy of its video's row (`decoding.select_rows`: attention K/V and, for Qwen3.5's
    linear-attention layers, the conv and recurrent states too); the query suffixes (query text + assistant header)
    are prefilled in one pass when every layer is attention (suffixes left padded: the padding sits between a
@@ -112,14 +114,25 @@ def _positions(adapter, plan: Plan, videos_per_row: list) -> tuple[list[torch.Te
     return per_row, torch.tensor(base, dtype=torch.long).T.contiguous()
 
 
-def _left_pad(seqs: list[torch.Tensor], value: int, width: int | None = None) -> torch.Tensor:
-    """(k, n_i) or (n_i,) tensors -> left-padded stack on a new axis 1 (k, R, width) / (R, width)."""
+def _left_pad(seqs: list[torch.Tensor], value: int, width: int | None = None, right: bool = False) -> torch.Tensor:
+    """(k, n_i) or (n_i,) tensors -> left-padded (`right`: right-padded) stack on a new axis 1: (k, R, width) /
+    (R, width)."""
     width = width or max(s.shape[-1] for s in seqs)
     shape = (*seqs[0].shape[:-1], len(seqs), width)
     out = torch.full(shape, value, dtype=seqs[0].dtype)
     for i, s in enumerate(seqs):
-        out[..., i, width - s.shape[-1]:] = s
+        if right:
+            out[..., i, :s.shape[-1]] = s
+        else:
+            out[..., i, width - s.shape[-1]:] = s
     return out
+
+
+def attention_only(model) -> bool:
+    """Whether every language-model layer is attention (no Qwen3.5 linear-attention layer with recurrent states),
+    from the config's `layer_types`."""
+    types = getattr(model.config.get_text_config(), "layer_types", None) or []
+    return all("linear" not in str(t) for t in types)
 
 
 def _mm_types(adapter, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -180,14 +193,20 @@ def generate_ids(adapter, batch, *, share: bool, backend: str, stats: decoding.D
     positions, base = _positions(adapter, p, videos_per_row)
     kw = decoding.cache_kwarg(model)
 
-    # 1. the prefixes of the distinct videos (vision tower once per video), left padded
+    # 1. the prefixes of the distinct videos (vision tower once per video). With attention layers only they are
+    # right padded and prefilled with no mask at all: causal attention alone keeps every real token from seeing the
+    # padding after it, so SDPA runs its causal kernel (flash / cuDNN: the masked half is skipped) instead of a
+    # kernel that takes an explicit (R, 1, L, L) mask and computes every pair; the padded slots are hidden by the
+    # mask from then on. With linear-attention layers (Qwen3.5) they are left padded under the mask, as no padding
+    # may pass through a recurrent state after a row's tokens.
+    right = attention_only(model)
     pre_ids = [torch.tensor(p.rows[rows[0]][:n], dtype=torch.long) for rows, n in zip(p.groups, p.prefix)]
     pre_pos = [positions[rows[0]][:, :n] for rows, n in zip(p.groups, p.prefix)]
-    ids = _left_pad(pre_ids, adapter.pad_token_id)
-    mask = _left_pad([torch.ones(len(x), dtype=torch.long) for x in pre_ids], 0)
-    pos = _left_pad(pre_pos, 0)
-    inputs = {"input_ids": ids.to(dev), "attention_mask": mask.to(dev), "position_ids": pos.to(dev),
-              "mm_token_type_ids": _mm_types(adapter, ids, mask).to(dev)}
+    ids = _left_pad(pre_ids, adapter.pad_token_id, right=right)
+    mask = _left_pad([torch.ones(len(x), dtype=torch.long) for x in pre_ids], 0, right=right)
+    pos = _left_pad(pre_pos, 0, right=right)
+    inputs = {"input_ids": ids.to(dev), "attention_mask": None if right else mask.to(dev),
+              "position_ids": pos.to(dev), "mm_token_type_ids": _mm_types(adapter, ids, mask).to(dev)}
     vids = [v for v in p.videos if v is not None]
     if vids:
         inputs["pixel_values_videos"] = torch.cat([torch.as_tensor(v["pixel_values_videos"]) for v in vids], 0).to(
