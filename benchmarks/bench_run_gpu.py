@@ -234,16 +234,16 @@ def main(argv=None):
     sync()
 
     from tempbench.models.qwen.vision_attention import (
-        install_grouped_vision_attention,
-        uninstall_grouped_vision_attention,
+        install_fast_vision_tower,
+        uninstall_fast_vision_tower,
     )
 
     tokens = {"vision_patches": 0, "prompt_tokens": 0}
     t_loop_stock = mem_loop_stock = None
     if not args.no_stock_loop:
-        uninstall_grouped_vision_attention(adapter.model)  # transformers' stock vision attention, as published scripts
+        uninstall_fast_vision_tower(adapter.model)  # transformers' stock vision attention, as published scripts
         t_loop_stock, mem_loop_stock = per_sample_loop(adapter, records, videos, vs, tokens)
-        install_grouped_vision_attention(adapter.model)
+        install_fast_vision_tower(adapter.model)
     tokens = {"vision_patches": 0, "prompt_tokens": 0}
     t_loop, mem_loop = per_sample_loop(adapter, records, videos, vs, tokens)
     print(f"per-sample loop: stock vision attention {t_loop_stock}s, grouped {t_loop:.1f}s", flush=True)
@@ -285,9 +285,9 @@ def main(argv=None):
         return out
 
     breakdown = {bs: stage_times(bs) for bs in (1, args.batch_size)}
-    uninstall_grouped_vision_attention(adapter.model)
+    uninstall_fast_vision_tower(adapter.model)
     breakdown["vision_stock_attention"] = {bs: stage_times(bs, ("vision",))["vision"] for bs in (1, args.batch_size)}
-    install_grouped_vision_attention(adapter.model)
+    install_fast_vision_tower(adapter.model)
     print("breakdown", breakdown, flush=True)
     adapter.close()
     adapter = None

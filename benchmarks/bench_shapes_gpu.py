@@ -323,8 +323,8 @@ def run_answers(name: str, *, adapter, model_dir: Path, records, videos: Path, v
     from tempbench.batching import plan_batches
     from tempbench.models.base import GenerationSettings
     from tempbench.models.qwen.vision_attention import (
-        install_grouped_vision_attention,
-        uninstall_grouped_vision_attention,
+        install_fast_vision_tower,
+        uninstall_fast_vision_tower,
     )
     from tempbench.prompts import load_prompt
     from tempbench.runner import run as tb_run
@@ -341,13 +341,13 @@ def run_answers(name: str, *, adapter, model_dir: Path, records, videos: Path, v
 
     # 1. the stock loop on a fixed subset, after one warm-up query
     subset = spaced(records, args.stock_queries[name])
-    uninstall_grouped_vision_attention(adapter.model)  # transformers' stock vision attention, as published scripts
+    uninstall_fast_vision_tower(adapter.model)  # transformers' stock vision attention, as published scripts
     if not getattr(adapter, "_bench_warm", False):  # kernels and allocator, once per process
         per_sample_loop(adapter, subset[:1], videos, vs, {"vision_patches": 0, "prompt_tokens": 0}, prompt=prompt)
         adapter._bench_warm = True
     tokens = {"vision_patches": 0, "prompt_tokens": 0, "per_query": []}
     t_stock, mem_stock = per_sample_loop(adapter, subset, videos, vs, tokens, prompt=prompt)
-    install_grouped_vision_attention(adapter.model)
+    install_fast_vision_tower(adapter.model)
     stock_flops = sum(flops_vision(shape, p) + flops_prefill(shape, n) + flops_decode(shape, n, new_tokens - 1)
                       for p, n in tokens["per_query"])
     print(f"[{name}] stock loop: {len(subset)} queries in {t_stock:.1f}s", flush=True)

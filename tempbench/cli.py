@@ -465,8 +465,9 @@ def _kv_options(pairs, what):
                    "max_backoff, max_tokens_field, extra_body (JSON). transformers models take dtype, "
                    "attn_implementation, revision, device, trust_remote_code (off unless asked), and for Qwen3-VL / "
                    "Qwen3.5 timestamps=frame-indices|pts, layout=release|transformers, rope_index; the Qwen "
-                   "family also decoder=dynamic|static|cuda-graph|transformers (tempbench's token loop and its "
-                   "step, or transformers' generate) and share_prefix=true|false (one prefill per video); in float32 "
+                   "family also decoder=auto|dynamic|static|cuda-graph|transformers (tempbench's token loop and its "
+                   "step, or transformers' generate; auto = cuda-graph on a GPU, dynamic on a CPU; run.json records "
+                   "the one used) and share_prefix=true|false (one prefill per video); in float32 "
                    "neither changes an answer; in bf16 or on a GPU they can, so a run folder keeps the ones it was "
                    "started with. stage_times=true records each batch's shape and stage seconds in run.json "
                    "(benchmarks).")

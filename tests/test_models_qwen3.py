@@ -307,10 +307,10 @@ def test_pts_option_changes_the_markers(folders):
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_grouped_vision_attention_equals_stock(adapters, family):
+def test_fast_vision_tower_equals_stock(adapters, family):
     from tempbench.models.qwen.vision_attention import (
-        install_grouped_vision_attention,
-        uninstall_grouped_vision_attention,
+        install_fast_vision_tower,
+        uninstall_fast_vision_tower,
     )
 
     a = adapters[family]
@@ -318,11 +318,11 @@ def test_grouped_vision_attention_equals_stock(adapters, family):
     visual = a.model.model.visual
     with torch.no_grad():
         grouped = visual(v["pixel_values_videos"], grid_thw=v["video_grid_thw"])
-        assert uninstall_grouped_vision_attention(a.model) > 0
+        assert uninstall_fast_vision_tower(a.model) > 0
         try:
             stock = visual(v["pixel_values_videos"], grid_thw=v["video_grid_thw"])
         finally:
-            install_grouped_vision_attention(a.model)
+            install_fast_vision_tower(a.model)
     torch.testing.assert_close(grouped.pooler_output, stock.pooler_output, atol=1e-5, rtol=1e-5)
     for x, y in zip(getattr(grouped, "deepstack_features", None) or [], getattr(stock, "deepstack_features", None) or []):
         torch.testing.assert_close(torch.cat(list(x)) if isinstance(x, (list, tuple)) else x,

@@ -231,6 +231,10 @@ def test_decoder_is_provenance_not_identity(folders):
 
     with pytest.raises(TempbenchError, match="decoder='fast' is unknown"):
         HFQwenVL(str(folders["qwen2_5_vl"]), decoder="fast", **kw)
+    # the default, auto: the graph step on a GPU, the dynamic loop on a CPU; the one used is what is recorded
+    z = HFQwenVL(str(folders["qwen2_5_vl"]), **kw)
+    assert z.decoder == "dynamic" and z.identity().info["decoding"]["decoder"] == "dynamic"
+    assert HFQwenVL(str(folders["qwen2_5_vl"]), decoder="auto", **kw).decoder == "dynamic"
 
 
 def test_cache_surgery_rows_and_left_padding():

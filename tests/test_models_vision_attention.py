@@ -1,4 +1,5 @@
-"""The grouped vision attention computes the same features as transformers' per-block loop."""
+"""The fast vision tower (grouped block attention, the patch embedding as a matmul) computes the same features as
+transformers' modules."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from tempbench.models.qwen import vision_attention  # noqa: E402
-from tempbench.models.qwen.vision_attention import install_grouped_vision_attention  # noqa: E402
+from tempbench.models.qwen.vision_attention import install_fast_vision_tower  # noqa: E402
 
 
 def _features(model, pix, grid):
@@ -35,9 +36,10 @@ def test_grouped_attention_matches_stock_loop(tiny_model, monkeypatch):
             return original(self, *args, **kwargs)
 
         monkeypatch.setattr(vision_attention, "_grouped_block_attention", counting)
-        n = install_grouped_vision_attention(model)
+        n = install_fast_vision_tower(model)
         grouped = _features(model, pix, grid)
-    assert n == model.config.vision_config.depth
+    assert n == {"attention": model.config.vision_config.depth, "patch_embed": 1}
+    n = n["attention"]
     assert len(calls) == n  # every block went through the grouped path
     assert grouped.shape == stock.shape
     assert torch.allclose(grouped, stock, atol=1e-5, rtol=1e-5)
@@ -45,3 +47,55 @@ def test_grouped_attention_matches_stock_loop(tiny_model, monkeypatch):
     pix.requires_grad_(True)
     _features(model, pix, grid).sum().backward()
     assert pix.grad is not None and torch.isfinite(pix.grad).all()
+
+
+def test_patch_embed_matmul_equals_conv3d(tiny_model):
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(tiny_model, attn_implementation="sdpa").eval()
+    embed = model.model.visual.patch_embed
+    torch.manual_seed(1)
+    pix = torch.randn(37, 3 * 2 * 14 * 14)
+    with torch.no_grad():
+        conv = embed(pix)
+        install_fast_vision_tower(model)
+        assert "forward" in embed.__dict__
+        matmul = embed(pix)
+        # with a bias too (Qwen3-VL's patch embedding has one)
+        embed.proj.bias = torch.nn.Parameter(torch.randn(embed.proj.out_channels))
+        with_bias = embed(pix)
+        vision_attention.uninstall_fast_vision_tower(model)
+        assert "forward" not in embed.__dict__
+        conv_bias = embed(pix)
+    torch.testing.assert_close(matmul, conv, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(with_bias, conv_bias, atol=1e-5, rtol=1e-5)
+
+
+def test_blocks_grouped_once_per_forward(tiny_model, monkeypatch):
+    """Every layer of a forward pass gets the same cu_seqlens tensor: its blocks are grouped once (one GPU sync and
+    one set of indices per distinct tensor, not per layer); a uniform block length needs no gather."""
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(tiny_model, attn_implementation="sdpa").eval()
+    install_fast_vision_tower(model)
+    uniques = []
+    original = torch.unique
+
+    def counting(x, *args, **kwargs):
+        uniques.append(x.shape)
+        return original(x, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "unique", counting)
+    grid = torch.tensor([[2, 8, 8]])  # windows of 8x8 patches: every block (window and frame) has one length
+    pix = torch.randn(int(grid.prod()), 3 * 2 * 14 * 14)
+    with torch.no_grad():
+        _features(model, pix, grid)
+    assert 1 <= len(uniques) <= 2  # window blocks and full-attention blocks: at most one grouping each
+    uniques.clear()
+    cu = torch.tensor([0, 4, 8, 11])
+    groups = vision_attention._blocks_by_length(cu, torch.device("cpu"))
+    for _ in range(5):  # the next layers reuse it
+        assert vision_attention._blocks_by_length(cu, torch.device("cpu")) is groups
+    assert len(uniques) == 1
+    assert [(ell, m) for ell, m, _ in groups] == [(3, 1), (4, 2)]
+    assert groups[1][2].tolist() == [0, 1, 2, 3, 4, 5, 6, 7]

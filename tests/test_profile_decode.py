@@ -37,3 +37,19 @@ def test_profile_decode_tiny(tmp_path):
     assert "error" not in r["attention_alone"]["cases"]["grouped"]
     assert max(c["max_abs_diff_vs_matmul"] for c in r["attention_alone"]["cases"].values() if "ms" in c) < 1e-5
     assert "static/grouped" in proc.stdout
+
+
+def test_profile_vision_tiny(tmp_path):
+    """benchmarks/profile_vision_gpu.py --tiny: the three variants run on the same batch and agree with the stock
+    tower to float32 rounding; the patch embedding as a matmul equals the Conv3d."""
+    out = tmp_path / "vision.json"
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "profile_vision_gpu.py"), "--tiny", "--out",
+                           str(out)], capture_output=True, text=True, timeout=300, cwd=REPO,
+                          env={**os.environ, "TEMPBENCH_HOME": str(tmp_path / "home")})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = json.loads(out.read_text())
+    assert r["complete"] and r["batch"]["patches"] > 0 and r["batch"]["flops_matmul"] > 0
+    assert set(r["variants"]) == {"stock", "grouped_attention", "fast"}
+    for name in ("grouped_attention", "fast"):
+        assert r["variants"][name]["max_abs_diff_vs_stock"] < 1e-5
+    assert r["patch_embed"]["max_abs_diff"] < 1e-5 and r["patch_embed"]["matmul"]["median_s"] > 0

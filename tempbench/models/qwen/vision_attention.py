@@ -1,18 +1,50 @@
-"""Faster vision-tower attention for Qwen2-VL / Qwen2.5-VL without flash-attn.
+"""A faster vision tower for the Qwen VL families without flash-attn: grouped block attention and the patch
+embedding as one matmul. Both compute the same function as transformers' modules (tested to rounding).
 
-The vision tower attends within blocks given by `cu_seqlens` (Qwen2.5-VL: 112-pixel windows in most layers, whole
-frame groups in `fullatt_block_indexes`). Without flash-attn, transformers runs one `scaled_dot_product_attention`
-call per block in a Python loop: thousands of tiny kernels per video (measured on an H100: 0.58 s of vision tower
-per 30-s video at 2 fps, ~20x off its FLOP bound). Blocks of equal length need no mask and no padding, so this
-module groups the blocks by length and runs ONE batched SDPA call per distinct length (a handful per layer).
-It computes exactly the same attention (same blocks, same scaling, same rotary embedding): outputs agree with the
-stock loop to floating-point rounding (tested).
+1. **Block attention.** The vision tower attends within blocks given by `cu_seqlens` (Qwen2.5-VL: 112-pixel windows
+   in most layers, whole frame groups in `fullatt_block_indexes`; Qwen2-VL / Qwen3-VL / Qwen3.5: frame groups).
+   Without flash-attn, transformers runs one `scaled_dot_product_attention` call per block in a Python loop:
+   thousands of tiny kernels per video (measured on an H100: 0.58 s of vision tower per 30-s video at 2 fps, ~20x
+   off its FLOP bound). Blocks of equal length need no mask and no padding, so the blocks are grouped by length and
+   ONE batched SDPA call runs per distinct length (a handful per layer). The grouping is computed once per
+   `cu_seqlens` tensor (every layer of a forward pass gets the same one) and kept on it, so the layers after the
+   first neither synchronise with the GPU nor rebuild their indices.
+2. **Patch embedding.** transformers embeds patches with a `Conv3d` whose stride equals its kernel over inputs that
+   are exactly one kernel each: that is a matrix product of the flattened patches (C x T x P x P values, in the
+   weight's order) with the flattened weight. cuDNN's 3-D convolution is slow on such shapes; the product is one
+   GEMM.
 """
 
 from __future__ import annotations
 
 import sys
 import types
+
+_BLOCKS = "_tempbench_blocks"  # attribute of a cu_seqlens tensor: its blocks grouped by length
+
+
+def _blocks_by_length(cu_seqlens, device) -> list[tuple[int, int, object]]:
+    """[(block length, number of blocks, token indices)] of `cu_seqlens`, computed once per tensor."""
+    import torch
+
+    cached = getattr(cu_seqlens, _BLOCKS, None)
+    if cached is not None and cached[0] == device:
+        return cached[1]
+    cu = cu_seqlens.to(device)
+    lengths = cu[1:] - cu[:-1]
+    starts = cu[:-1]
+    groups = []
+    for ell in torch.unique(lengths).tolist():
+        if ell == 0:
+            continue
+        idx = (lengths == ell).nonzero().squeeze(1)
+        tokens = (starts[idx][:, None] + torch.arange(ell, device=device)[None, :]).reshape(-1)
+        groups.append((int(ell), int(idx.numel()), tokens))
+    try:
+        setattr(cu_seqlens, _BLOCKS, (device, groups))
+    except (AttributeError, RuntimeError):  # pragma: no cover - a tensor subclass without a __dict__
+        pass
+    return groups
 
 
 def _grouped_block_attention(self, hidden_states, cu_seqlens, position_embeddings=None, max_seqlen=None, **kwargs):
@@ -25,17 +57,16 @@ def _grouped_block_attention(self, hidden_states, cu_seqlens, position_embedding
     cos, sin = position_embeddings
     q, k = rotary(q, k, cos, sin)
     head_dim = q.shape[-1]
-    cu = cu_seqlens.to(q.device)
-    lengths = cu[1:] - cu[:-1]
-    starts = cu[:-1]
     out = torch.empty_like(q)
     scale = getattr(self, "scaling", head_dim**-0.5)
-    for ell in torch.unique(lengths).tolist():
-        if ell == 0:
-            continue
-        idx = (lengths == ell).nonzero().squeeze(1)
-        tokens = (starts[idx][:, None] + torch.arange(ell, device=q.device)[None, :]).reshape(-1)
-        m = idx.numel()
+    for ell, m, tokens in _blocks_by_length(cu_seqlens, q.device):
+        if m * ell == length:  # one length for the whole sequence: the blocks are a plain view
+            def block(x, m=m, ell=ell):
+                return x.view(m, ell, self.num_heads, head_dim).transpose(1, 2)
+
+            o = F.scaled_dot_product_attention(block(q), block(k), block(v), scale=scale)
+            out = o.transpose(1, 2).reshape(length, self.num_heads, head_dim)
+            break
 
         def block(x, tokens=tokens, m=m, ell=ell):
             return x.index_select(0, tokens).view(m, ell, self.num_heads, head_dim).transpose(1, 2)
@@ -45,29 +76,49 @@ def _grouped_block_attention(self, hidden_states, cu_seqlens, position_embedding
     return self.proj(out.reshape(length, -1))
 
 
-def install_grouped_vision_attention(model) -> int:
-    """Replace the vision blocks' attention forward of a loaded Qwen2-VL / Qwen2.5-VL model (sdpa or eager, not
-    flash-attn, which already has a varlen kernel). Returns the number of attention modules patched."""
+def _patch_embed_as_matmul(self, hidden_states):
+    weight = self.proj.weight  # (embed, C, T, P, P)
+    x = hidden_states.reshape(-1, weight[0].numel()).to(weight.dtype)
+    out = x @ weight.reshape(weight.shape[0], -1).t()
+    if self.proj.bias is not None:
+        out = out + self.proj.bias
+    return out
+
+
+def _is_patch_conv(module) -> bool:
+    import torch
+
+    conv = getattr(module, "proj", None)
+    return (isinstance(conv, torch.nn.Conv3d) and tuple(conv.kernel_size) == tuple(conv.stride)
+            and tuple(conv.padding) == (0, 0, 0) and tuple(conv.dilation) == (1, 1, 1) and conv.groups == 1)
+
+
+def install_fast_vision_tower(model) -> dict[str, int]:
+    """Patch a loaded Qwen VL model's vision tower in place: the blocks' attention forward (sdpa or eager, not
+    flash-attn, which already has a varlen kernel) and the patch embedding. Returns how many modules of each kind
+    were patched: {"attention": n, "patch_embed": m}."""
     impl = getattr(getattr(model, "config", None), "_attn_implementation", None) or ""
-    if "flash" in impl:
-        return 0
-    patched = 0
+    patched = {"attention": 0, "patch_embed": 0}
     for name, module in model.named_modules():
         if ".visual." not in f".{name}." and not name.startswith("visual"):
             continue
-        if hasattr(module, "qkv") and hasattr(module, "proj") and hasattr(module, "num_heads"):
+        if type(module).__name__.endswith("PatchEmbed") and _is_patch_conv(module):
+            module.forward = types.MethodType(_patch_embed_as_matmul, module)
+            patched["patch_embed"] += 1
+        elif "flash" not in impl and hasattr(module, "qkv") and hasattr(module, "proj") and hasattr(module, "num_heads"):
             if not hasattr(sys.modules[type(module).__module__], "apply_rotary_pos_emb_vision"):
                 continue
             module.forward = types.MethodType(_grouped_block_attention, module)
-            patched += 1
+            patched["attention"] += 1
     return patched
 
 
-def uninstall_grouped_vision_attention(model) -> int:
-    """Restore transformers' own vision attention (e.g. to measure the stock path). Returns modules restored."""
+def uninstall_fast_vision_tower(model) -> int:
+    """Restore transformers' own vision modules (e.g. to measure the stock path). Returns modules restored."""
     restored = 0
     for module in model.modules():
-        if "forward" in module.__dict__ and getattr(module.forward, "__func__", None) is _grouped_block_attention:
+        if "forward" in module.__dict__ and getattr(module.forward, "__func__", None) in (
+                _grouped_block_attention, _patch_embed_as_matmul):
             del module.forward
             restored += 1
     return restored
