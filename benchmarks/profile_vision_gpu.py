@@ -1,5 +1,6 @@
 """Where the vision tower's time goes (issue 16): transformers' stock vision tower against tempbench's patches
-(`tempbench.models.qwen.vision_attention`: grouped block attention, the patch embedding as one matmul), on the
+(`tempbench.models.qwen.vision_attention`: grouped block attention, the patch embedding as one matmul, unaligned
+MLPs computed zero-padded to a multiple of 64), on the
 Qwen2.5-VL-7B architecture with random bf16 weights, over one batch of Charades-shaped videos.
 
 The batch: `--videos` clips of random pixels, 480x360, sampled at 2 fps, of durations cycling through
@@ -8,8 +9,8 @@ TempSamp-R1 pixel budget (`VideoSettings()`), exactly as `tempbench run` would p
 each timed as the median of `--reps` forward passes of the whole batch after one warm-up, synchronised:
 
 - `stock`: transformers' modules (a Python loop over blocks calling SDPA, the patch embedding as a `Conv3d`);
-- `grouped_attention`: tempbench's block attention, transformers' `Conv3d`;
-- `fast`: tempbench's block attention and the patch embedding as a matmul (what `tempbench run` uses).
+- `grouped_attention`: tempbench's block attention, transformers' `Conv3d` and MLPs;
+- `fast`: all of tempbench's patches (what `tempbench run` uses).
 
 Also: the patch embedding alone (`Conv3d` against the matmul), the FLOP share of each variant (the tower's matmuls,
 `bench_shapes_gpu.flops_vision`, over seconds x the bf16 peak measured in this run), the largest difference of
@@ -78,6 +79,7 @@ def main(argv=None) -> int:
     from bench_shapes_gpu import ModelShape, flops_vision, measure_device
     from transformers import AutoTokenizer
 
+    from tempbench.models.qwen import vision_attention
     from tempbench.models.qwen.adapter import HFQwenVL
     from tempbench.models.qwen.vision_attention import install_fast_vision_tower, uninstall_fast_vision_tower
     from tempbench.video import VideoSettings
@@ -144,8 +146,10 @@ def main(argv=None) -> int:
         uninstall_fast_vision_tower(model)
         if name != "stock":
             install_fast_vision_tower(model)
-        if name == "grouped_attention":
-            del embed.__dict__["forward"]  # transformers' Conv3d patch embedding
+        if name == "grouped_attention":  # transformers' Conv3d patch embedding and MLPs
+            for module in visual.modules():
+                if module is embed or vision_attention._is_unaligned_gated_mlp(module):
+                    module.__dict__.pop("forward", None)
         timing, out = time_forward(forward, reps, sync)
         outputs[name] = out.float()
         timing["flop_share"] = flops / (timing["median_s"] * peak)

@@ -38,7 +38,7 @@ def test_grouped_attention_matches_stock_loop(tiny_model, monkeypatch):
         monkeypatch.setattr(vision_attention, "_grouped_block_attention", counting)
         n = install_fast_vision_tower(model)
         grouped = _features(model, pix, grid)
-    assert n == {"attention": model.config.vision_config.depth, "patch_embed": 1}
+    assert n == {"attention": model.config.vision_config.depth, "patch_embed": 1, "mlp": 0}  # 256 wide: aligned
     n = n["attention"]
     assert len(calls) == n  # every block went through the grouped path
     assert grouped.shape == stock.shape
@@ -99,3 +99,32 @@ def test_blocks_grouped_once_per_forward(tiny_model, monkeypatch):
     assert len(uniques) == 1
     assert [(ell, m) for ell, m, _ in groups] == [(3, 1), (4, 2)]
     assert groups[1][2].tolist() == [0, 1, 2, 3, 4, 5, 6, 7]
+
+
+def test_padded_mlp_equals_the_unaligned_one():
+    """A gated MLP 30 units wide (not a multiple of 64, like Qwen2.5-VL-7B's 3,420) computed with zero-padded
+    weights gives the same output and gradients, and its parameters keep their shapes."""
+    import types
+
+    class MLP(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.gate_proj, self.up_proj = torch.nn.Linear(16, 30), torch.nn.Linear(16, 30)
+            self.down_proj = torch.nn.Linear(30, 16)
+            self.act_fn = torch.nn.SiLU()
+
+        def forward(self, x):
+            return self.down_proj(self.act_fn(self.gate_proj(x)) * self.up_proj(x))
+
+    torch.manual_seed(2)
+    mlp = MLP()
+    x = torch.randn(7, 16, requires_grad=True)
+    ref = mlp(x)
+    (g_ref,) = torch.autograd.grad(ref.sum(), x)
+    assert vision_attention._is_unaligned_gated_mlp(mlp)
+    mlp.forward = types.MethodType(vision_attention._padded_mlp_forward, mlp)
+    got = mlp(x)
+    (g_got,) = torch.autograd.grad(got.sum(), x)
+    torch.testing.assert_close(got, ref, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(g_got, g_ref, atol=1e-6, rtol=1e-6)
+    assert mlp.gate_proj.weight.shape == (30, 16) and mlp.down_proj.weight.shape == (16, 30)

@@ -28,12 +28,13 @@ identical to `generate` on the unshared batch (tests/test_models_sharing.py, all
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 import torch
 
 from tempbench.models.qwen import decoding
+from tempbench.models.qwen.vision_attention import sdpa_without_plans
 
 
 @dataclass
@@ -215,7 +216,8 @@ def generate_ids(adapter, batch, *, share: bool, backend: str, stats: decoding.D
                                               for v in vids], 0).to(dev)
     cache = DynamicCache(config=model.config.get_text_config())
     mark()
-    with _timed_vision(model, sync, marks is not None) as vision:
+    with _timed_vision(model, sync, marks is not None) as vision, (
+            sdpa_without_plans(dev) if right else nullcontext()):  # a new prefix length in every batch
         model(**inputs, use_cache=True, logits_to_keep=1, **{kw: cache})
     pre_mask = mask.to(dev)
     del inputs

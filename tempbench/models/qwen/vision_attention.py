@@ -13,6 +13,13 @@ embedding as one matmul. Both compute the same function as transformers' modules
    are exactly one kernel each: that is a matrix product of the flattened patches (C x T x P x P values, in the
    weight's order) with the flattened weight. cuDNN's 3-D convolution is slow on such shapes; the product is one
    GEMM.
+3. **MLP width.** Qwen2.5-VL-7B's vision MLP is 3,420 wide, not a multiple of 8: its GEMMs cannot use the
+   16-byte-aligned Hopper kernels and fall back to slow ones (measured on an H200: 633 of the tower's 1,452 ms of
+   kernels). The gated MLP is computed with its weights zero-padded to a multiple of 64 at each call (a copy of a
+   few MB per layer; the parameters themselves are untouched, so training and saving see the model as it is): the
+   padded units give act(0) * 0 = 0 and add nothing.
+4. **Attention kernel.** On a GPU the block attention asks SDPA for flash (then memory-efficient) attention, not
+   cuDNN's, which builds an execution plan for every new shape, and every batch of videos brings new block counts.
 """
 
 from __future__ import annotations
@@ -49,7 +56,6 @@ def _blocks_by_length(cu_seqlens, device) -> list[tuple[int, int, object]]:
 
 def _grouped_block_attention(self, hidden_states, cu_seqlens, position_embeddings=None, max_seqlen=None, **kwargs):
     import torch
-    import torch.nn.functional as F
 
     rotary = sys.modules[type(self).__module__].apply_rotary_pos_emb_vision
     length = hidden_states.shape[0]
@@ -59,6 +65,26 @@ def _grouped_block_attention(self, hidden_states, cu_seqlens, position_embedding
     head_dim = q.shape[-1]
     out = torch.empty_like(q)
     scale = getattr(self, "scaling", head_dim**-0.5)
+    with sdpa_without_plans(q.device):
+        out = _attend_blocks(self, q, k, v, out, cu_seqlens, length, head_dim, scale)
+    return self.proj(out.reshape(length, -1))
+
+
+def sdpa_without_plans(device):
+    """A context in which SDPA picks, on a GPU, backends that build no execution plan per new shape (flash, then
+    memory-efficient, then math) rather than cuDNN's; elsewhere it changes nothing."""
+    from contextlib import nullcontext
+
+    if device.type != "cuda":
+        return nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
+
+
+def _attend_blocks(self, q, k, v, out, cu_seqlens, length, head_dim, scale):
+    import torch.nn.functional as F
+
     for ell, m, tokens in _blocks_by_length(cu_seqlens, q.device):
         if m * ell == length:  # one length for the whole sequence: the blocks are a plain view
             def block(x, m=m, ell=ell):
@@ -73,7 +99,29 @@ def _grouped_block_attention(self, hidden_states, cu_seqlens, position_embedding
 
         o = F.scaled_dot_product_attention(block(q), block(k), block(v), scale=scale)
         out.index_copy_(0, tokens, o.transpose(1, 2).reshape(m * ell, self.num_heads, head_dim))
-    return self.proj(out.reshape(length, -1))
+    return out
+
+
+MLP_MULTIPLE = 64
+
+
+def _padded_mlp_forward(self, hidden_state):
+    import torch.nn.functional as F
+
+    pad = (-self.gate_proj.out_features) % MLP_MULTIPLE
+
+    def widened(linear):
+        bias = None if linear.bias is None else F.pad(linear.bias, (0, pad))
+        return F.linear(hidden_state, F.pad(linear.weight, (0, 0, 0, pad)), bias)
+
+    inner = self.act_fn(widened(self.gate_proj)) * widened(self.up_proj)
+    return F.linear(inner, F.pad(self.down_proj.weight, (0, pad)), self.down_proj.bias)
+
+
+def _is_unaligned_gated_mlp(module) -> bool:
+    gate = getattr(module, "gate_proj", None)
+    return (gate is not None and hasattr(module, "up_proj") and hasattr(module, "down_proj")
+            and hasattr(module, "act_fn") and gate.out_features % MLP_MULTIPLE != 0)
 
 
 def _patch_embed_as_matmul(self, hidden_states):
@@ -94,17 +142,20 @@ def _is_patch_conv(module) -> bool:
 
 
 def install_fast_vision_tower(model) -> dict[str, int]:
-    """Patch a loaded Qwen VL model's vision tower in place: the blocks' attention forward (sdpa or eager, not
-    flash-attn, which already has a varlen kernel) and the patch embedding. Returns how many modules of each kind
-    were patched: {"attention": n, "patch_embed": m}."""
+    """Patch a loaded Qwen VL model's vision tower in place (forward methods only, never parameters): the blocks'
+    attention (sdpa or eager, not flash-attn, which already has a varlen kernel), the patch embedding and
+    unaligned gated MLPs. Returns how many modules of each kind were patched: {"attention", "patch_embed", "mlp"}."""
     impl = getattr(getattr(model, "config", None), "_attn_implementation", None) or ""
-    patched = {"attention": 0, "patch_embed": 0}
+    patched = {"attention": 0, "patch_embed": 0, "mlp": 0}
     for name, module in model.named_modules():
         if ".visual." not in f".{name}." and not name.startswith("visual"):
             continue
         if type(module).__name__.endswith("PatchEmbed") and _is_patch_conv(module):
             module.forward = types.MethodType(_patch_embed_as_matmul, module)
             patched["patch_embed"] += 1
+        elif _is_unaligned_gated_mlp(module):
+            module.forward = types.MethodType(_padded_mlp_forward, module)
+            patched["mlp"] += 1
         elif "flash" not in impl and hasattr(module, "qkv") and hasattr(module, "proj") and hasattr(module, "num_heads"):
             if not hasattr(sys.modules[type(module).__module__], "apply_rotary_pos_emb_vision"):
                 continue
@@ -118,7 +169,7 @@ def uninstall_fast_vision_tower(model) -> int:
     restored = 0
     for module in model.modules():
         if "forward" in module.__dict__ and getattr(module.forward, "__func__", None) in (
-                _grouped_block_attention, _patch_embed_as_matmul):
+                _grouped_block_attention, _patch_embed_as_matmul, _padded_mlp_forward):
             del module.forward
             restored += 1
     return restored
