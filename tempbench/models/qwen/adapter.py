@@ -221,7 +221,7 @@ class HFQwenVL:
 
         if decoder not in (*BACKENDS, "auto"):
             raise TempbenchError(f"decoder={decoder!r} is unknown", f"use one of: auto, {', '.join(BACKENDS)}")
-        if decoder == "auto":  # measured (docs/benchmarks.md): the graph step is ~18x the dynamic one on an H200
+        if decoder == "auto":  # measured (docs/benchmarks.md): the graph step is about 17x faster than the dynamic one on an H200
             decoder = "cuda-graph" if next(model.parameters()).device.type == "cuda" else "dynamic"
         if not isinstance(share_prefix, bool):
             raise TempbenchError(f"share_prefix={share_prefix!r} must be true or false")
