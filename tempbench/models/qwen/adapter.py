@@ -277,11 +277,13 @@ class HFQwenVL:
                 install_reference_rope_index(model)
         from tempbench.models.qwen.vision_attention import install_fast_vision_tower
 
-        # one batched SDPA call per distinct block length instead of one per block, and the patch embedding as one
-        # matmul instead of a 3-D convolution (the same function, far fewer and faster kernels)
+        # one batched SDPA call per distinct block length instead of one per block, the patch embedding as one
+        # matmul instead of a 3-D convolution, an unaligned MLP computed at an aligned width (the same function,
+        # far fewer and faster kernels); recorded in the identity's info (provenance)
         fast = install_fast_vision_tower(model)
-        self.vision_attention = "grouped" if fast["attention"] else "stock"
-        self.patch_embed = "matmul" if fast["patch_embed"] else "stock"
+        self.vision_tower = {"attention": "grouped" if fast["attention"] else "stock",
+                             "patch_embed": "matmul" if fast["patch_embed"] else "stock",
+                             "mlp": "zero-padded to a multiple of 64" if fast["mlp"] else "stock"}
 
         self.tokenizer = tokenizer
         self.tokenizer.padding_side = "left"
@@ -526,8 +528,7 @@ class HFQwenVL:
             revision=self.revision, weights=self.weights, model_type=self.model_type,
             dtype=str(self.dtype).replace("torch.", ""), attn_implementation=self.attn_implementation,
             options=options,
-            info={"name": self.name, "device": str(self.device), "vision_attention": self.vision_attention,
-                  "patch_embed": self.patch_embed,
+            info={"name": self.name, "device": str(self.device), "vision_tower": dict(self.vision_tower),
                   "time_convention": self.time_convention, "versions": dict(self._versions),
                   "decoding": self.decoding_info(), **zoo_info(self)},
         )

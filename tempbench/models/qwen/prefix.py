@@ -115,9 +115,9 @@ def _positions(adapter, plan: Plan, videos_per_row: list) -> tuple[list[torch.Te
     return per_row, torch.tensor(base, dtype=torch.long).T.contiguous()
 
 
-def _left_pad(seqs: list[torch.Tensor], value: int, width: int | None = None, right: bool = False) -> torch.Tensor:
-    """(k, n_i) or (n_i,) tensors -> left-padded (`right`: right-padded) stack on a new axis 1: (k, R, width) /
-    (R, width)."""
+def _pad_stack(seqs: list[torch.Tensor], value: int, width: int | None = None, right: bool = False) -> torch.Tensor:
+    """(k, n_i) or (n_i,) tensors -> a stack on a new axis 1, (k, R, width) / (R, width), left padded (`right`:
+    right padded) with `value`."""
     width = width or max(s.shape[-1] for s in seqs)
     shape = (*seqs[0].shape[:-1], len(seqs), width)
     out = torch.full(shape, value, dtype=seqs[0].dtype)
@@ -203,9 +203,9 @@ def generate_ids(adapter, batch, *, share: bool, backend: str, stats: decoding.D
     right = attention_only(model)
     pre_ids = [torch.tensor(p.rows[rows[0]][:n], dtype=torch.long) for rows, n in zip(p.groups, p.prefix)]
     pre_pos = [positions[rows[0]][:, :n] for rows, n in zip(p.groups, p.prefix)]
-    ids = _left_pad(pre_ids, adapter.pad_token_id, right=right)
-    mask = _left_pad([torch.ones(len(x), dtype=torch.long) for x in pre_ids], 0, right=right)
-    pos = _left_pad(pre_pos, 0, right=right)
+    ids = _pad_stack(pre_ids, adapter.pad_token_id, right=right)
+    mask = _pad_stack([torch.ones(len(x), dtype=torch.long) for x in pre_ids], 0, right=right)
+    pos = _pad_stack(pre_pos, 0, right=right)
     inputs = {"input_ids": ids.to(dev), "attention_mask": None if right else mask.to(dev),
               "position_ids": pos.to(dev), "mm_token_type_ids": _mm_types(adapter, ids, mask).to(dev)}
     vids = [v for v in p.videos if v is not None]
@@ -237,10 +237,10 @@ def generate_ids(adapter, batch, *, share: bool, backend: str, stats: decoding.D
         index = torch.tensor([p.group_of[r] for r in rows], dtype=torch.long, device=dev)
         sub = decoding.select_rows(cache, index)
         suffixes = [torch.tensor(p.rows[r][p.prefix[p.group_of[r]]:], dtype=torch.long) for r in rows]
-        suf_ids = _left_pad(suffixes, adapter.pad_token_id, length)
+        suf_ids = _pad_stack(suffixes, adapter.pad_token_id, length)
         suf_pos = torch.stack([torch.nn.functional.pad(positions[r][:, p.prefix[p.group_of[r]]:],
                                                        (length - len(x), 0)) for r, x in zip(rows, suffixes)], 1)
-        suf_mask = _left_pad([torch.ones(len(x), dtype=torch.long) for x in suffixes], 0, length)
+        suf_mask = _pad_stack([torch.ones(len(x), dtype=torch.long) for x in suffixes], 0, length)
         m = torch.cat([pre_mask.index_select(0, index), suf_mask.to(dev)], 1)
         out = model(input_ids=suf_ids.to(dev), attention_mask=m, position_ids=suf_pos.to(dev), use_cache=True,
                     logits_to_keep=1, **{kw: sub})

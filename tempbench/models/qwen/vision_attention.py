@@ -1,5 +1,6 @@
-"""A faster vision tower for the Qwen VL families without flash-attn: grouped block attention and the patch
-embedding as one matmul. Both compute the same function as transformers' modules (tested to rounding).
+"""A faster vision tower for the Qwen VL families without flash-attn: grouped block attention, the patch embedding
+as one matmul, an aligned MLP width and SDPA kernels that build no per-shape plan. Each computes the same function
+as transformers' modules (tested to rounding); parameters are never changed.
 
 1. **Block attention.** The vision tower attends within blocks given by `cu_seqlens` (Qwen2.5-VL: 112-pixel windows
    in most layers, whole frame groups in `fullatt_block_indexes`; Qwen2-VL / Qwen3-VL / Qwen3.5: frame groups).
