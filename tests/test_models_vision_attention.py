@@ -128,3 +128,34 @@ def test_padded_mlp_equals_the_unaligned_one():
     torch.testing.assert_close(got, ref, atol=1e-6, rtol=1e-6)
     torch.testing.assert_close(g_got, g_ref, atol=1e-6, rtol=1e-6)
     assert mlp.gate_proj.weight.shape == (30, 16) and mlp.down_proj.weight.shape == (16, 30)
+
+
+def test_partitioned_weights_take_the_stock_forward():
+    """Under DeepSpeed ZeRO-3 a module's weight is an empty placeholder until that module's own forward gathers it:
+    the patched patch embedding and MLP then call transformers' forward, which runs the submodules (and their
+    hooks)."""
+    import types
+
+    class MLP(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.gate_proj, self.up_proj = torch.nn.Linear(4, 6), torch.nn.Linear(4, 6)
+            self.down_proj = torch.nn.Linear(6, 4)
+            self.act_fn = torch.nn.SiLU()
+
+        def forward(self, x):
+            return self.down_proj(self.act_fn(self.gate_proj(x)) * self.up_proj(x))
+
+    mlp = MLP()
+    calls = []
+    mlp.gate_proj.register_forward_pre_hook(lambda module, args: calls.append("gathered"))
+    mlp.forward = types.MethodType(vision_attention._padded_mlp_forward, mlp)
+    x = torch.randn(3, 4)
+    mlp(x)
+    assert calls == []  # materialised weights: the padded path, which calls no submodule
+    full = mlp.gate_proj.weight.data
+    mlp.gate_proj.weight.data = torch.empty(0)  # what ZeRO-3 leaves outside the module's own forward
+    with pytest.raises(RuntimeError):  # the stock forward runs gate_proj (here, with nothing gathering it)
+        mlp(x)
+    assert calls == ["gathered"]
+    mlp.gate_proj.weight.data = full

@@ -18,7 +18,8 @@ as transformers' modules (tested to rounding); parameters are never changed.
    16-byte-aligned Hopper kernels and fall back to slow ones (measured on an H200: 633 of the tower's 1,452 ms of
    kernels). The gated MLP is computed with its weights zero-padded to a multiple of 64 at each call (a copy of a
    few MB per layer; the parameters themselves are untouched, so training and saving see the model as it is): the
-   padded units give act(0) * 0 = 0 and add nothing.
+   padded units give act(0) * 0 = 0 and add nothing. Where a weight is partitioned away (DeepSpeed ZeRO-3, which
+   gathers it only when its own module runs), the patched modules run transformers' forward instead.
 4. **Attention kernel.** On a GPU the block attention asks SDPA for flash (then memory-efficient) attention, not
    cuDNN's, which builds an execution plan for every new shape, and every batch of videos brings new block counts.
 """
@@ -106,9 +107,17 @@ def _attend_blocks(self, q, k, v, out, cu_seqlens, length, head_dim, scale):
 MLP_MULTIPLE = 64
 
 
+def _partitioned(*linears) -> bool:
+    """Whether a weight is held elsewhere until its own module runs (DeepSpeed ZeRO-3 gathers a module's parameters
+    in that module's forward hooks): then only the stock forward may touch it."""
+    return any(m.weight.numel() == 0 for m in linears)
+
+
 def _padded_mlp_forward(self, hidden_state):
     import torch.nn.functional as F
 
+    if _partitioned(self.gate_proj, self.up_proj, self.down_proj):
+        return type(self).forward(self, hidden_state)
     pad = (-self.gate_proj.out_features) % MLP_MULTIPLE
 
     def widened(linear):
@@ -126,6 +135,8 @@ def _is_unaligned_gated_mlp(module) -> bool:
 
 
 def _patch_embed_as_matmul(self, hidden_states):
+    if _partitioned(self.proj):
+        return type(self).forward(self, hidden_states)
     weight = self.proj.weight  # (embed, C, T, P, P)
     x = hidden_states.reshape(-1, weight[0].numel()).to(weight.dtype)
     out = x @ weight.reshape(weight.shape[0], -1).t()
