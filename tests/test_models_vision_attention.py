@@ -101,23 +101,26 @@ def test_blocks_grouped_once_per_forward(tiny_model, monkeypatch):
     assert groups[1][2].tolist() == [0, 1, 2, 3, 4, 5, 6, 7]
 
 
+class GatedMLP(torch.nn.Module):
+    """A gated MLP shaped like the Qwen VL vision towers' (gate, up, down, SiLU)."""
+
+    def __init__(self, width: int, inner: int):
+        super().__init__()
+        self.gate_proj, self.up_proj = torch.nn.Linear(width, inner), torch.nn.Linear(width, inner)
+        self.down_proj = torch.nn.Linear(inner, width)
+        self.act_fn = torch.nn.SiLU()
+
+    def forward(self, x):
+        return self.down_proj(self.act_fn(self.gate_proj(x)) * self.up_proj(x))
+
+
 def test_padded_mlp_equals_the_unaligned_one():
     """A gated MLP 30 units wide (not a multiple of 64, like Qwen2.5-VL-7B's 3,420) computed with zero-padded
     weights gives the same output and gradients, and its parameters keep their shapes."""
     import types
 
-    class MLP(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.gate_proj, self.up_proj = torch.nn.Linear(16, 30), torch.nn.Linear(16, 30)
-            self.down_proj = torch.nn.Linear(30, 16)
-            self.act_fn = torch.nn.SiLU()
-
-        def forward(self, x):
-            return self.down_proj(self.act_fn(self.gate_proj(x)) * self.up_proj(x))
-
     torch.manual_seed(2)
-    mlp = MLP()
+    mlp = GatedMLP(16, 30)
     x = torch.randn(7, 16, requires_grad=True)
     ref = mlp(x)
     (g_ref,) = torch.autograd.grad(ref.sum(), x)
@@ -136,17 +139,7 @@ def test_partitioned_weights_take_the_stock_forward():
     hooks)."""
     import types
 
-    class MLP(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.gate_proj, self.up_proj = torch.nn.Linear(4, 6), torch.nn.Linear(4, 6)
-            self.down_proj = torch.nn.Linear(6, 4)
-            self.act_fn = torch.nn.SiLU()
-
-        def forward(self, x):
-            return self.down_proj(self.act_fn(self.gate_proj(x)) * self.up_proj(x))
-
-    mlp = MLP()
+    mlp = GatedMLP(4, 6)
     calls = []
     mlp.gate_proj.register_forward_pre_hook(lambda module, args: calls.append("gathered"))
     mlp.forward = types.MethodType(vision_attention._padded_mlp_forward, mlp)
