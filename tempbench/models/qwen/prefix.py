@@ -210,8 +210,10 @@ def generate_ids(adapter, batch, *, share: bool, backend: str, stats: decoding.D
               "position_ids": pos.to(dev), "mm_token_type_ids": _mm_types(adapter, ids, mask).to(dev)}
     vids = [v for v in p.videos if v is not None]
     if vids:
-        inputs["pixel_values_videos"] = torch.cat([torch.as_tensor(v["pixel_values_videos"]) for v in vids], 0).to(
-            dev, adapter.dtype)
+        # each video copied to the device as it is, cast there, then joined there: no host-side copy of the whole
+        # batch (about 0.9 GB of float32 patches for 14 Charades-length videos) and no cast on the host
+        inputs["pixel_values_videos"] = torch.cat(
+            [torch.as_tensor(v["pixel_values_videos"]).to(dev).to(adapter.dtype) for v in vids], 0)
         inputs["video_grid_thw"] = torch.cat([torch.as_tensor(v["video_grid_thw"]).reshape(-1, 3).long()
                                               for v in vids], 0).to(dev)
     cache = DynamicCache(config=model.config.get_text_config())
