@@ -57,7 +57,6 @@ def _blocks_by_length(cu_seqlens, device) -> list[tuple[int, int, object]]:
 
 
 def _grouped_block_attention(self, hidden_states, cu_seqlens, position_embeddings=None, max_seqlen=None, **kwargs):
-    import torch
 
     rotary = sys.modules[type(self).__module__].apply_rotary_pos_emb_vision
     length = hidden_states.shape[0]
@@ -65,10 +64,9 @@ def _grouped_block_attention(self, hidden_states, cu_seqlens, position_embedding
     cos, sin = position_embeddings
     q, k = rotary(q, k, cos, sin)
     head_dim = q.shape[-1]
-    out = torch.empty_like(q)
     scale = getattr(self, "scaling", head_dim**-0.5)
     with sdpa_without_plans(q.device):
-        out = _attend_blocks(self, q, k, v, out, cu_seqlens, length, head_dim, scale)
+        out = _attend_blocks(self, q, k, v, cu_seqlens, length, head_dim, scale)
     return self.proj(out.reshape(length, -1))
 
 
@@ -84,17 +82,22 @@ def sdpa_without_plans(device):
     return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
 
 
-def _attend_blocks(self, q, k, v, out, cu_seqlens, length, head_dim, scale):
+def _attend_blocks(self, q, k, v, cu_seqlens, length, head_dim, scale):
+    """(length, heads, head_dim) attention output, one SDPA call per distinct block length."""
+    import torch
     import torch.nn.functional as F
 
-    for ell, m, tokens in _blocks_by_length(cu_seqlens, q.device):
-        if m * ell == length:  # one length for the whole sequence: the blocks are a plain view
-            def block(x, m=m, ell=ell):
-                return x.view(m, ell, self.num_heads, head_dim).transpose(1, 2)
+    groups = _blocks_by_length(cu_seqlens, q.device)
+    if len(groups) == 1 and groups[0][0] * groups[0][1] == length:  # one length: the blocks are a plain view
+        ell, m, _ = groups[0]
 
-            o = F.scaled_dot_product_attention(block(q), block(k), block(v), scale=scale)
-            out = o.transpose(1, 2).reshape(length, self.num_heads, head_dim)
-            break
+        def view(x):
+            return x.view(m, ell, self.num_heads, head_dim).transpose(1, 2)
+
+        o = F.scaled_dot_product_attention(view(q), view(k), view(v), scale=scale)
+        return o.transpose(1, 2).reshape(length, self.num_heads, head_dim)
+    out = torch.empty_like(q)
+    for ell, m, tokens in groups:
 
         def block(x, tokens=tokens, m=m, ell=ell):
             return x.index_select(0, tokens).view(m, ell, self.num_heads, head_dim).transpose(1, 2)
