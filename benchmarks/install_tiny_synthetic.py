@@ -1,6 +1,8 @@
 """Ship the weights `benchmarks/train_tiny_synthetic.py` made: copy OUT/model.safetensors into the package folder
 `tempbench/models/tiny_synthetic/` and pin its sha256 in `tempbench/models/zoo.py` (TINY_SYNTHETIC_SHA256), after
-checking the file against the sha256 and size the run recorded in OUT/train_tiny_synthetic.json. With --docs, the
+checking the file against the sha256 and size the run recorded in OUT/train_tiny_synthetic.json; the tokenizer,
+chat template and config files the model was trained with (recorded whole in that JSON, `package_files`, each with
+its sha256) are written beside it. With --docs, the
 run's JSON and figure go to docs/results/ as well. Then check on a CPU:
 
     python benchmarks/install_tiny_synthetic.py OUT [--docs]
@@ -41,9 +43,18 @@ def main(argv=None) -> int:
         if not path.is_file():
             return fail(f"{path} not found (is {args.out} the --out folder of train_tiny_synthetic.py?)")
     try:
-        info = json.loads(record.read_text())["weights"]
+        res = json.loads(record.read_text())
+        info = res["weights"]
     except (ValueError, KeyError) as e:
         return fail(f"{record}: no weights record ({type(e).__name__}: {e})")
+    # the tokenizer, template and config files the model was trained with (runs before they were recorded: the
+    # shipped ones, unchanged)
+    others = res.get("package_files", {})
+    for name, entry in others.items():
+        if Path(name).name != name or not name.endswith((".json", ".jinja")):
+            return fail(f"{record}: package_files names {name!r}, not a tokenizer/config file of the folder")
+        if hashlib.sha256(entry["text"].encode("utf-8")).hexdigest() != entry["sha256"]:
+            return fail(f"{record}: package_files[{name!r}] does not match its recorded sha256")
     sha = hashlib.sha256(weights.read_bytes()).hexdigest()
     size = weights.stat().st_size
     if sha != info["sha256"] or size != info["bytes"]:
@@ -55,8 +66,11 @@ def main(argv=None) -> int:
     if not PIN.search(text):
         return fail(f"{zoo}: the TINY_SYNTHETIC_SHA256 line was not found")
     shutil.copy2(weights, package / "model.safetensors")
+    for name, entry in others.items():
+        (package / name).write_bytes(entry["text"].encode("utf-8"))
     zoo.write_text(PIN.sub(f'TINY_SYNTHETIC_SHA256: str | None = "{sha}"', text, count=1))
-    print(f"installed {package / 'model.safetensors'} ({size / 1e6:.2f} MB) and pinned sha256 {sha} in {zoo}")
+    print(f"installed {package / 'model.safetensors'} ({size / 1e6:.2f} MB)"
+          + (f" with {', '.join(sorted(others))}" if others else "") + f" and pinned sha256 {sha} in {zoo}")
     if args.docs:
         results = args.repo / "docs" / "results"
         shutil.copy2(record, results / "train_tiny_synthetic.json")

@@ -138,6 +138,16 @@ QUERY_FIRST_CHAT_TEMPLATE = (
     "{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 
 
+def task_words() -> tuple[str, ...]:
+    """The words that name the generated objects (`--word-tokens` gives each one token)."""
+    from tempbench.synthetic import COLOURS, SHAPES
+
+    return (*COLOURS, *SHAPES, "object")
+
+
+TASK_WORDS = task_words()
+
+
 def build_init_model(work: Path, args) -> Path:
     """The starting model: the shipped tiny-synthetic files (smoke: the tiny test architecture) + seeded weights."""
     from tempbench.models import zoo
@@ -155,6 +165,11 @@ def build_init_model(work: Path, args) -> Path:
                 shutil.copy2(f, files / f.name)
     if args.prompt_order == "query-first":
         (files / "chat_template.jinja").write_text(QUERY_FIRST_CHAT_TEMPLATE)
+    if args.word_tokens:
+        from tempbench.models.qwen.tiny import add_word_tokens
+
+        added = add_word_tokens(files, TASK_WORDS)
+        log(f"model: one token each for {', '.join(TASK_WORDS)} ({len(added)} merges added to the tokenizer)")
     init = work / "model-init"
     shutil.rmtree(init, ignore_errors=True)
     init_weights(files, seed=args.seed, out_dir=init)
@@ -208,10 +223,9 @@ def recipe(args, train_file: Path, videos: Path, n_train: int) -> dict:
                   "max_grad_norm": 1.0},
         # float32 weights and compute: a 4.4 M model gains nothing from bf16, and an earlier bf16 run diverged
         "model_opts": {"bf16": False, "gradient_checkpointing": False},
-        # decoded files: each video prepared once and kept on the GPU; rendered frames: every video is new (no cache)
+        # several passes: each video prepared once (decoded, or rendered) and kept on the GPU; one pass: no cache
         "data": {"workers": args.workers if args.train_workers is None else args.train_workers,
-                 "cache": args.train_frames == "decode",
-                 "cache_on_device": args.train_frames == "decode", "frames": args.train_frames},
+                 "cache": args.epochs > 1, "cache_on_device": args.epochs > 1, "frames": args.train_frames},
         "log": {"save_steps": max(1, steps // args.checkpoints), "progress": False},
     }
     if args.smoke:
@@ -324,24 +338,18 @@ def select_checkpoint(checkpoints: list[str], work: Path, args) -> tuple[list[di
     return rows, best
 
 
-def export_package(ck: Path, dest: Path, args) -> Path:
-    """The package folder: the shipped tokenizer/config files (smoke: the model's own) + the checkpoint's weights
-    in bf16 safetensors. Checks that every tensor is the checkpoint's, rounded to bf16."""
+def export_package(ck: Path, files: Path, dest: Path, args) -> Path:
+    """The package folder: the tokenizer, template and config files the model was trained with (`files`: the
+    shipped ones, with --prompt-order and --word-tokens applied) + the checkpoint's weights in bf16 safetensors.
+    Checks that every tensor is the checkpoint's, rounded to bf16."""
     import torch
     from safetensors.torch import load_file, save_file
 
-    from tempbench.models import zoo
-
-    src = ck if args.smoke else zoo.PACKAGE_MODELS / str(zoo.get("tiny-synthetic").package_dir)
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
-    keep = (".json", ".jinja")
-    skip = ("train_config.toml", "trainer_state.json")
-    for f in src.iterdir():
-        if f.is_file() and f.suffix in keep and f.name not in skip:
+    for f in files.iterdir():
+        if f.is_file() and f.suffix in (".json", ".jinja"):
             shutil.copy2(f, dest / f.name)
-    if (ck / "chat_template.jinja").is_file():  # the template the model was trained with (--prompt-order)
-        shutil.copy2(ck / "chat_template.jinja", dest / "chat_template.jinja")
     state = load_file(ck / "model.safetensors")
     bf16 = {k: v.to(torch.bfloat16).contiguous() for k, v in sorted(state.items())}
     save_file(bf16, dest / "model.safetensors",
@@ -423,15 +431,19 @@ def main(argv=None) -> int:
                          "the seeded draw; --init-sha256 must name them")
     ap.add_argument("--init-sha256", default=None, help="the sha256 that --init-weights must have")
     ap.add_argument("--train-frames", choices=("decode", "render"), default="decode",
-                    help="train videos: decode = mp4 files generated first, prepared once and cached on the GPU; "
-                         "render = frames rendered without a file (data.frames), so any number of distinct videos "
-                         "costs no disk and no generation step")
+                    help="train videos: decode = mp4 files generated first, then decoded; render = frames rendered "
+                         "without a file (data.frames), so any number of distinct videos costs no disk and no "
+                         "generation step; with several --epochs either is prepared once and cached on the GPU")
     ap.add_argument("--train-workers", type=int, default=None,
                     help="the trainer's data.workers (default --workers); with --train-frames render, 0 renders "
                          "every video by torch on the GPU in the trainer's process instead of in worker processes")
     ap.add_argument("--prompt-order", choices=("video-first", "query-first"), default="video-first",
                     help="the model's chat template: the shipped one (the video, then the prompt with the query) or "
                          "the prompt with the query first, then the video (QUERY_FIRST_CHAT_TEMPLATE)")
+    ap.add_argument("--word-tokens", action="store_true",
+                    help="one token each for the words that name the objects (TASK_WORDS: the 6 colours, 2 shapes, "
+                         "'object'), merges added to the shipped tokenizer (tempbench.models.qwen.tiny.add_word_tokens)"
+                         "; the byte-level pieces otherwise (' yellow' = ' ', 'y', 'e', 'l', 'l', 'ow')")
     ap.add_argument("--eval-batch", type=int, default=64)
     ap.add_argument("--eval-limit", type=int, default=None, help="evaluate the first N queries only")
     ap.add_argument("--max-new-tokens", type=int, default=48)
@@ -535,13 +547,16 @@ def main(argv=None) -> int:
 
     # 5. export bf16, then held-out and test with the exported weights (float32 compute, as on a CPU)
     t0 = time.perf_counter()
-    package = export_package(work / "sft" / best["checkpoint"], work / "tiny-synthetic", args)
+    package = export_package(work / "sft" / best["checkpoint"], work / "model-files", work / "tiny-synthetic", args)
     shutil.copy2(package / "model.safetensors", out / "model.safetensors")
     weights = out / "model.safetensors"
     res["weights"] = {"file": weights.name, "bytes": weights.stat().st_size, "sha256": sha256_file(weights),
                       "parameters": count_parameters(weights), "dtype": "bfloat16",
                       "from_checkpoint": best["checkpoint"]}
     log(f"weights: {weights} ({weights.stat().st_size / 1e6:.2f} MB, sha256 {res['weights']['sha256']})")
+    # the package's other files, whole (install_tiny_synthetic.py writes them beside the weights)
+    res["package_files"] = {f.name: {"sha256": sha256_file(f), "text": f.read_bytes().decode("utf-8")}
+                            for f in sorted(package.iterdir()) if f.name != "model.safetensors"}
     res["model"] = {n: {s: evaluate(str(package), n, s, work, args, "tiny-synthetic", {"dtype": "float32"})
                         for s in ("heldout", "test")} for n in TASKS}
     res["timings"]["final_eval_s"] = time.perf_counter() - t0

@@ -122,3 +122,38 @@ def test_7b_config_matches_public_checkpoint():
         model = Qwen2_5_VLForConditionalGeneration(cfg)
     # Qwen/Qwen2.5-VL-7B-Instruct: 8,292,166,656 parameters (safetensors total)
     assert sum(p.numel() for p in model.parameters()) == 8_292_166_656
+
+
+def test_add_word_tokens_gives_each_word_one_token_and_changes_nothing_else(tmp_path):
+    """`add_word_tokens`: merges appended after the tokenizer's own: each word after a space is one token, other
+    text encodes as before, the config's vocab size follows, and a second call adds nothing."""
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    from tempbench.models import zoo
+    from tempbench.models.qwen.tiny import add_word_tokens
+    from tempbench.prompts import render
+
+    src = zoo.PACKAGE_MODELS / "tiny_synthetic"
+    folder = tmp_path / "files"
+    folder.mkdir()
+    for name in ("tokenizer.json", "tokenizer_config.json", "config.json", "chat_template.jinja"):
+        shutil.copy2(src / name, folder / name)
+    before = AutoTokenizer.from_pretrained(str(folder))
+    words = ["yellow", "magenta", "circle"]
+    assert all(len(before.tokenize(" " + w)) > 1 for w in words)
+    added = add_word_tokens(folder, words)
+    assert added[-1] == "Ġcircle" and len(added) == len(set(added))
+    after = AutoTokenizer.from_pretrained(str(folder))
+    assert len(after) == len(before) + len(added)
+    assert json.loads((folder / "config.json").read_text())["text_config"]["vocab_size"] == len(after)
+    for w in words:
+        assert after.tokenize(" " + w) == ["Ġ" + w]
+    for text in (render("tempsamp-r1-plain", query="the red square appears", duration=12.5),
+                 "<answer> 12.50 to 13.75 </answer>", "You are a helpful assistant."):
+        assert after(text)["input_ids"] == before(text)["input_ids"]
+    prompt = render("tempsamp-r1-plain", query="the yellow circle appears", duration=9.0)
+    assert after.decode(after(prompt)["input_ids"]) == prompt
+    assert len(after(prompt)["input_ids"]) == len(before(prompt)["input_ids"]) - 5 - 3  # " yellow": 6 pieces, " circle": 4
+    assert add_word_tokens(folder, words) == []

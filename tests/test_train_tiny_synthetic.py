@@ -140,28 +140,48 @@ def test_a_later_stage_refuses_weights_of_another_sha256(smoke, tmp_path):
 
 
 def test_rendered_train_frames_need_no_files(tmp_path):
-    """--train-frames render: `tempbench train` renders every train video (data.frames), none is written or cached."""
+    """--train-frames render: `tempbench train` renders every train video (data.frames), none is written."""
     proc = subprocess.run([sys.executable, str(SCRIPT), "--smoke", "--train-frames", "render", "--out",
                            str(tmp_path / "out"), "--work", str(tmp_path / "work")],
                           capture_output=True, text=True, timeout=600, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads((tmp_path / "out" / "train_tiny_synthetic.json").read_text())
-    assert res["recipe"]["data"] == {"workers": 1, "cache": False, "cache_on_device": False, "frames": "render"}
+    # two passes: each video rendered once, then kept (a single pass caches nothing: test_recipe_caches_...)
+    assert res["recipe"]["data"] == {"workers": 1, "cache": True, "cache_on_device": True, "frames": "render"}
     assert tomllib.loads(res["train"]["config_toml"])["data"]["frames"] == "render"
     assert res["train"]["global_step"] > 0 and all(math.isfinite(x) for x in res["curves"]["loss"])
     assert not list((tmp_path / "work" / "train" / "videos").glob("*.mp4"))
 
 
-def test_query_first_prompt_order_travels_with_the_model(tmp_path):
-    """--prompt-order query-first: the init model, every checkpoint and the exported package carry the query-first
-    chat template, and the adapter built from the package writes the query's tokens before the video's."""
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--smoke", "--train-frames", "render", "--prompt-order",
-                           "query-first", "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work")],
-                          capture_output=True, text=True, timeout=600, cwd=REPO)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+def _script_module():
     spec = importlib.util.spec_from_file_location("train_tiny_synthetic", SCRIPT)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
+    return mod
+
+
+def test_recipe_caches_only_when_videos_are_seen_again(tmp_path):
+    mod = _script_module()
+    for frames in ("decode", "render"):
+        for epochs, cached in ((1, False), (2, True)):
+            args = mod.argparse.Namespace(batch=4, epochs=epochs, seed=0, max_train_seconds=0, lr=1e-3,
+                                          warmup_steps=1, workers=2, train_workers=None, train_frames=frames,
+                                          checkpoints=2, smoke=True)
+            data = mod.recipe(args, tmp_path / "train.jsonl", tmp_path / "videos", 16)["data"]
+            assert data == {"workers": 2, "cache": cached, "cache_on_device": cached, "frames": frames}
+
+
+def test_query_first_prompt_order_and_word_tokens_travel_with_the_model(tmp_path):
+    """--prompt-order query-first --word-tokens: the init model, every checkpoint and the exported package carry the
+    query-first chat template and the tokenizer with one token per object word; the adapter built from the package
+    writes the query's tokens before the video's; the results record the package's files whole, and the install
+    script writes them beside the weights."""
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--smoke", "--train-frames", "render", "--prompt-order",
+                           "query-first", "--word-tokens", "--out", str(tmp_path / "out"), "--work",
+                           str(tmp_path / "work")],
+                          capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    mod = _script_module()
     package = tmp_path / "work" / "tiny-synthetic"
     assert (package / "chat_template.jinja").read_text() == mod.QUERY_FIRST_CHAT_TEMPLATE
     checkpoints = sorted((tmp_path / "work" / "sft").glob("checkpoint-*"))
@@ -174,3 +194,35 @@ def test_query_first_prompt_order_travels_with_the_model(tmp_path):
     assert text.index("the red circle appears") < text.index("<|video_pad|>") < text.index("<|im_start|>assistant")
     shipped = hashlib.sha256((REPO / "tempbench" / "models" / "tiny_synthetic" / "chat_template.jinja").read_bytes())
     assert adapter.identity().options["chat_template_sha256"] != shipped.hexdigest()  # another run identity
+    for word in mod.TASK_WORDS:
+        assert len(adapter.tokenizer.tokenize(" " + word)) == 1, word
+    config = json.loads((package / "config.json").read_text())
+    assert config["text_config"]["vocab_size"] == len(adapter.tokenizer)
+    from safetensors import safe_open
+
+    with safe_open(str(package / "model.safetensors"), "pt") as f:
+        rows = {k: f.get_slice(k).get_shape()[0] for k in f.keys() if k.endswith(("embed_tokens.weight", "lm_head.weight"))}
+    assert rows and set(rows.values()) == {len(adapter.tokenizer)}
+    res = json.loads((tmp_path / "out" / "train_tiny_synthetic.json").read_text())
+    files = {p.name for p in package.iterdir() if p.name != "model.safetensors"}
+    assert set(res["package_files"]) == files >= {"tokenizer.json", "config.json", "chat_template.jinja"}
+    for name, entry in res["package_files"].items():
+        assert entry["text"].encode() == (package / name).read_bytes()
+        assert entry["sha256"] == hashlib.sha256((package / name).read_bytes()).hexdigest()
+    repo = tmp_path / "repo"
+    (repo / "tempbench" / "models" / "tiny_synthetic").mkdir(parents=True)
+    shutil.copy2(REPO / "tempbench" / "models" / "zoo.py", repo / "tempbench" / "models" / "zoo.py")
+    proc = subprocess.run([sys.executable, str(INSTALL), str(tmp_path / "out"), "--repo", str(repo)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    installed = repo / "tempbench" / "models" / "tiny_synthetic"
+    for name in files:
+        assert (installed / name).read_bytes() == (package / name).read_bytes(), name
+    # a recorded file that is not what its sha256 says is refused
+    res["package_files"]["tokenizer.json"]["text"] += " "
+    bad = tmp_path / "bad"
+    shutil.copytree(tmp_path / "out", bad)
+    (bad / "train_tiny_synthetic.json").write_text(json.dumps(res))
+    proc = subprocess.run([sys.executable, str(INSTALL), str(bad), "--repo", str(repo)], capture_output=True,
+                          text=True)
+    assert proc.returncode == 2 and "does not match its recorded sha256" in proc.stderr

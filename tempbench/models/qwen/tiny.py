@@ -236,6 +236,45 @@ def save_tokenizer(tok, out: Path, chat_template: str = QWEN_VL_CHAT_TEMPLATE) -
     ).save_pretrained(out)
 
 
+def add_word_tokens(folder: str | os.PathLike, words: list[str] | tuple[str, ...]) -> list[str]:
+    """Give each of `words`, after a space (" red"), one token of the byte-level BPE tokenizer of `folder`: merges
+    appended after the tokenizer's own (lowest priority, so no other text changes unless it holds those pieces),
+    one per adjacent pair until the word encodes as one token; `config.json`'s `text_config.vocab_size` follows.
+    Idempotent (a word already one token adds nothing). Returns the tokens added to the vocabulary."""
+    from tokenizers import Tokenizer
+
+    folder = Path(folder)
+    tok_path, cfg_path = folder / "tokenizer.json", folder / "config.json"
+    data = json.loads(tok_path.read_text(encoding="utf-8"))
+    model = data["model"]
+    if model.get("type") != "BPE":
+        raise ValueError(f"{tok_path}: a {model.get('type')} model, not BPE")
+    vocab, merges = model["vocab"], model["merges"]
+    pairs_as_lists = bool(merges) and isinstance(merges[0], list)
+    added: list[str] = []
+    for word in words:
+        while True:
+            pieces = Tokenizer.from_str(json.dumps(data)).encode(" " + word, add_special_tokens=False).tokens
+            if len(pieces) == 1:
+                break
+            left, right = pieces[0], pieces[1]
+            merged = left + right
+            if merged in vocab:  # the merge would already apply; its rank keeps it from firing here
+                raise ValueError(f"{tok_path}: {merged!r} is in the vocabulary but {word!r} encodes as {pieces}")
+            merges.append([left, right] if pairs_as_lists else f"{left} {right}")
+            vocab[merged] = max(vocab.values()) + 1
+            added.append(merged)
+    if not added:
+        return added
+    tok_path.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    cfg = json.loads(cfg_path.read_text())
+    size = max(vocab.values()) + 1
+    section = cfg["text_config"] if "text_config" in cfg else cfg
+    section["vocab_size"] = max(int(section.get("vocab_size", 0)), size)
+    cfg_path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+    return added
+
+
 def tiny_generation_config(token_ids: dict[str, int]):
     """Greedy generation that ends at <|im_end|> or <|endoftext|> (the tiny models' shared settings)."""
     from transformers import GenerationConfig
