@@ -217,7 +217,8 @@ def recipe(args, train_file: Path, videos: Path, n_train: int) -> dict:
     cfg = {
         "method": "sft", "task": "synthetic", "annotations": str(train_file), "videos": str(videos),
         "seed": args.seed,
-        "schedule": {"epochs": args.epochs, "cot": "plain", "max_seconds": float(args.max_train_seconds)},
+        "schedule": {"epochs": args.epochs, "cot": "plain", "plain_prompt": args.prompt,
+                     "max_seconds": float(args.max_train_seconds)},
         "optim": {"lr": args.lr, "batch_size": args.batch, "grad_accum": 1, "scheduler": "cosine",
                   "warmup_steps": min(args.warmup_steps, max(1, steps // 10)), "weight_decay": 0.0,
                   "max_grad_norm": 1.0},
@@ -300,6 +301,7 @@ def evaluate(model: str, task: str, split: str, work: Path, args, tag: str, opti
     summary = tb_run(model, task, split, out_dir=run_dir, batch_size=args.eval_batch, resume=False,
                      limit=args.eval_limit, video_settings=None if model.startswith("baseline:") else video,
                      workers=args.workers, prefetch="thread", progress=False, setting="fine-tuned",
+                     prompt=None if model.startswith("baseline:") else args.prompt,
                      generation=None if model.startswith("baseline:") else {"max_new_tokens": args.max_new_tokens},
                      model_options=options)
     r = summary.result
@@ -440,6 +442,9 @@ def main(argv=None) -> int:
     ap.add_argument("--prompt-order", choices=("video-first", "query-first"), default="video-first",
                     help="the model's chat template: the shipped one (the video, then the prompt with the query) or "
                          "the prompt with the query first, then the video (QUERY_FIRST_CHAT_TEMPLATE)")
+    ap.add_argument("--prompt", default="tempsamp-r1-plain",
+                    help="the prompt the model is trained and evaluated with (tempbench.prompts: tempsamp-r1-plain, "
+                         "the paper's; query-only, the query alone); the zoo entry must name the shipped model's")
     ap.add_argument("--word-tokens", action="store_true",
                     help="one token each for the words that name the objects (TASK_WORDS: the 6 colours, 2 shapes, "
                          "'object'), merges added to the shipped tokenizer (tempbench.models.qwen.tiny.add_word_tokens)"

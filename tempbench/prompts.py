@@ -139,6 +139,14 @@ _PROMPT_LIST += [
 ]
 
 
+_PROMPT_LIST += [
+    Prompt("query-only", "{query}", "tempbench: the query alone, for models trained here on generated tasks",
+           answer_format="<answer> start to end </answer> (learned in training, not asked for)",
+           notes="A model trained with this prompt (benchmarks/train_tiny_synthetic.py --prompt query-only) sees no "
+                 "instruction text: the query's words are the only text beside the video."),
+]
+
+
 def _fields(template: str) -> tuple[str, ...]:
     return tuple(sorted({f for _, f, _, _ in string.Formatter().parse(template) if f}))
 
