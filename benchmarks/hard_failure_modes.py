@@ -75,7 +75,13 @@ def main(argv=None) -> int:
     ap.add_argument("runs", nargs="+", type=Path, help="tempbench run folders of synthetic-hard")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
-    res = {"produced_by": "benchmarks/hard_failure_modes.py", "runs": [analyse(r) for r in args.runs]}
+    from tempbench.errors import TempbenchError
+
+    try:
+        res = {"produced_by": "benchmarks/hard_failure_modes.py", "runs": [analyse(r) for r in args.runs]}
+    except TempbenchError as e:  # a folder that is not a finished `tempbench run` of synthetic-hard: one line
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     for r in res["runs"]:
         a = r["by_query"]["all"]
         print(f"{r['run']}: on target {a['picks_target_pct']:.1f}%, first to appear {a['picks_first_to_appear_pct']:.1f}%, "

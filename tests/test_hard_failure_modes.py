@@ -63,3 +63,9 @@ def test_answers_on_the_first_object(tmp_path):
 def test_unparsed_answers_pick_nothing(tmp_path):
     res = MODES.analyse(_run(tmp_path, lambda s: "no idea"))["by_query"]["all"]
     assert res["parsed"] == 0 and res["picks_target_pct"] == 0 and res["mIoU_target"] == 0
+
+
+def test_a_folder_without_a_run_is_one_line_and_exit_2(tmp_path, capsys):
+    assert MODES.main([str(tmp_path / "nothing")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "run.json" in err and "\n" not in err
