@@ -82,9 +82,14 @@ def generate_data(work: Path, home: Path, args) -> dict[str, list[dict]]:
         info = synthetic.generate(train_dir / f"{name}-annotations", "train", name, n_videos=counts[name],
                                   videos=False)
         records[name] = info["records"]
+        if args.every_object and name == "synthetic-hard":  # each video once per object, by a query naming it
+            from tempbench.synthetic import draw_scene
+
+            records[name] = [row for i in range(len(info["records"]))
+                             for row in draw_scene(settings, seed, i)[0].object_records(0)]
         if args.train_frames == "decode":  # rendered train frames need no file
             jobs += [(settings, seed, i, str(videos), None) for i, r in enumerate(info["records"])
-                     if not (videos / f"{r['vid']}.mp4").is_file()]
+                     if not (videos / f"{r['vid']}.mp4").is_file()]  # the card's records: one per video
         if args.smoke:
             continue
         for split in EVAL_SPLITS:  # the whole split (the runner would generate it on first use as well)
@@ -106,7 +111,7 @@ def generate_data(work: Path, home: Path, args) -> dict[str, list[dict]]:
         os.replace(src, dst)
     shutil.rmtree(work / "gen-tmp", ignore_errors=True)
     log(f"data: {len(jobs)} videos generated in {time.perf_counter() - t0:.1f} s with {args.workers} processes "
-        f"(train: {', '.join(f'{n} {len(r)}' for n, r in records.items())})")
+        f"(train queries: {', '.join(f'{n} {len(r)}' for n, r in records.items())})")
     return records
 
 
@@ -240,7 +245,7 @@ def toml_text(cfg: dict) -> str:
     return dump_toml(cfg)
 
 
-def train(work: Path, init: Path, cfg: dict) -> dict:
+def train(work: Path, init: Path, cfg: dict, cuda: bool) -> dict:
     """`tempbench train` in a subprocess (the command a user runs); progress lines from its log meanwhile."""
     out = work / "sft"
     shutil.rmtree(out, ignore_errors=True)
@@ -250,8 +255,11 @@ def train(work: Path, init: Path, cfg: dict) -> dict:
            str(init), "--task", "synthetic", "--out", str(out)]
     log("train: " + " ".join(cmd))
     t0 = time.perf_counter()
+    env = dict(os.environ)
+    if cuda:  # one intra-op thread in the trainer's own process: the data workers hold the other cores (measured
+        env.setdefault("OMP_NUM_THREADS", "1")  # on one H200 host: docs/training.md, "The data path")
     with open(work / "train_stdout.json", "w") as stdout, open(work / "train_stderr.txt", "w") as stderr:
-        proc = subprocess.Popen(cmd, stdout=stdout, stderr=stderr)
+        proc = subprocess.Popen(cmd, stdout=stdout, stderr=stderr, env=env)
         shown = 0
         while proc.poll() is None:
             time.sleep(2)
@@ -445,6 +453,9 @@ def main(argv=None) -> int:
     ap.add_argument("--prompt", default="tempsamp-r1-plain",
                     help="the prompt the model is trained and evaluated with (tempbench.prompts: tempsamp-r1-plain, "
                          "the paper's; query-only, the query alone); the zoo entry must name the shipped model's")
+    ap.add_argument("--every-object", action="store_true",
+                    help="train on every object of each synthetic-hard train video, each named by a query that fits "
+                         "it alone (Scene.object_records): the same video with answers only the query tells apart")
     ap.add_argument("--word-tokens", action="store_true",
                     help="one token each for the words that name the objects (TASK_WORDS: the 6 colours, 2 shapes, "
                          "'object'), merges added to the shipped tokenizer (tempbench.models.qwen.tiny.add_word_tokens)"
@@ -524,7 +535,7 @@ def main(argv=None) -> int:
     init = build_init_model(work, args)
     cfg = recipe(args, train_file, work / "train" / "videos", n_train)
     res["recipe"] = cfg
-    summary = train(work, init, cfg)
+    summary = train(work, init, cfg, cuda)
     res["timings"]["train_s"] = summary["wall_seconds"]
     res["train"] = {k: summary.get(k) for k in ("global_step", "micro_steps", "seconds", "stopped_early",
                                                    "checkpoints")}

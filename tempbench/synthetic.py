@@ -18,6 +18,7 @@ records without rendering (what the baselines need: the train split's windows, n
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -74,6 +75,33 @@ class Scene:
         obj = self.objects[self.target]
         return {"qid": qid, "vid": self.vid, "query": self.query, "duration": self.n_frames / self.fps,
                 "windows": [[obj.start / self.fps, obj.end / self.fps]]}
+
+    def object_records(self, qid: int) -> list[dict]:
+        """One record per object of the scene, in object order: the card's record for the target, and for each other
+        object a query that names it unambiguously (`object_query`), with its window. Training data only (a
+        recipe's choice: the same video with answers that only the query tells apart); the cards' splits keep
+        one query per video."""
+        rows = []
+        for j, obj in enumerate(self.objects):
+            query = self.query if j == self.target else object_query(self, j)
+            rows.append({"qid": qid + j, "vid": self.vid, "query": query, "duration": self.n_frames / self.fps,
+                         "windows": [[obj.start / self.fps, obj.end / self.fps]]})
+        return rows
+
+
+def object_query(scene: Scene, j: int) -> str:
+    """A query that names object j of `scene` and no other: by colour and shape, by colour alone if no other
+    object has that colour, or by shape alone if no other has that shape, one of the forms that apply chosen by a
+    generator seeded with the video's id and j (the same query for the same object every time)."""
+    obj = scene.objects[j]
+    others = [o for k, o in enumerate(scene.objects) if k != j]
+    forms = [f"the {obj.colour} {obj.shape} appears"]
+    if all(o.colour != obj.colour for o in others):
+        forms.append(f"the {obj.colour} object appears")
+    if all(o.shape != obj.shape for o in others):
+        forms.append(f"the {obj.shape} appears")
+    digest = hashlib.sha256(f"{scene.vid}/{j}".encode()).digest()
+    return forms[digest[0] % len(forms)]
 
 
 def _pick_codec() -> str:

@@ -85,3 +85,31 @@ def test_ceiling_script(tb_home, tmp_path):
         t = res["tasks"][task]["heldout"]
         assert t["best-patch"]["metrics"]["mIoU"] >= t["snap"]["metrics"]["mIoU"]
         assert t["frames"]["metrics"]["mIoU"] >= t["best-patch"]["metrics"]["mIoU"]
+
+
+def test_object_records_name_each_object_alone_and_render():
+    """Scene.object_records: one record per object of a synthetic-hard scene, the target's being the card's; every
+    query names its object and no other; each is accepted for rendered training frames, and another object's window
+    under a query is refused."""
+    from tempbench.synthetic import draw_scene
+    from tempbench.tasks import synthetic
+    from tempbench.tasks.synthetic import render_mismatch
+
+    settings = synthetic.settings("synthetic-hard")
+    seed = synthetic.TASKS["synthetic-hard"]["splits"]["train"]["seed"]
+    forms = set()
+    for i in range(60):
+        scene, _ = draw_scene(settings, seed, i)
+        rows = scene.object_records(10)
+        assert len(rows) == len(scene.objects) and [r["qid"] for r in rows] == list(range(10, 10 + len(rows)))
+        assert rows[scene.target] == {**scene.record(10 + scene.target)}
+        for j, row in enumerate(rows):
+            words = row["query"].split()[1:-1]
+            named = [k for k, o in enumerate(scene.objects) if all(w in (o.colour, o.shape, "object") for w in words)]
+            assert named == [j], row
+            assert render_mismatch(row) is None
+            forms.add(len(words) if words[-1] != "object" else "colour")
+        wrong = {**rows[0], "windows": rows[1]["windows"]}
+        assert "nor the query and window of another of its objects" in render_mismatch(wrong)
+        assert scene.object_records(10) == rows  # the same queries every time
+    assert forms == {1, 2, "colour"}

@@ -172,12 +172,12 @@ def test_recipe_caches_only_when_videos_are_seen_again(tmp_path):
 
 
 def test_query_first_prompt_order_and_word_tokens_travel_with_the_model(tmp_path):
-    """--prompt-order query-first --word-tokens: the init model, every checkpoint and the exported package carry the
+    """--prompt-order query-first --word-tokens --every-object: the init model, every checkpoint and the exported package carry the
     query-first chat template and the tokenizer with one token per object word; the adapter built from the package
     writes the query's tokens before the video's; the results record the package's files whole, and the install
     script writes them beside the weights."""
     proc = subprocess.run([sys.executable, str(SCRIPT), "--smoke", "--train-frames", "render", "--prompt-order",
-                           "query-first", "--word-tokens", "--out", str(tmp_path / "out"), "--work",
+                           "query-first", "--word-tokens", "--every-object", "--out", str(tmp_path / "out"), "--work",
                            str(tmp_path / "work")],
                           capture_output=True, text=True, timeout=600, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -204,6 +204,8 @@ def test_query_first_prompt_order_and_word_tokens_travel_with_the_model(tmp_path
         rows = {k: f.get_slice(k).get_shape()[0] for k in f.keys() if k.endswith(("embed_tokens.weight", "lm_head.weight"))}
     assert rows and set(rows.values()) == {len(adapter.tokenizer)}
     res = json.loads((tmp_path / "out" / "train_tiny_synthetic.json").read_text())
+    # --every-object: each of the 6 synthetic-hard videos once per object (2 or 3)
+    assert res["data"]["train"]["synthetic"] == 6 and 12 <= res["data"]["train"]["synthetic-hard"] <= 18
     files = {p.name for p in package.iterdir() if p.name != "model.safetensors"}
     assert set(res["package_files"]) == files >= {"tokenizer.json", "config.json", "chat_template.jinja"}
     for name, entry in res["package_files"].items():

@@ -95,11 +95,19 @@ def render_mismatch(record: dict) -> str | None:
     if found is None:
         return f"field 'vid' = {record.get('vid')!r} is not a video that a synthetic task card generates"
     name, seed, i = found
-    made = draw_scene(settings(name), seed, i)[0].record(0)
-    for key in ("query", "duration", "windows"):
+    scene = draw_scene(settings(name), seed, i)[0]
+    made = scene.record(0)
+    if record.get("duration") != made["duration"]:
+        return (f"field 'duration' = {record.get('duration')!r} is not that of {name}'s generated video "
+                f"{record['vid']!r} ({made['duration']!r})")
+    # the card's query, or one that names another object of the scene with that object's window (object_records)
+    if any(record.get("query") == r["query"] and record.get("windows") == r["windows"]
+           for r in scene.object_records(0)):
+        return None
+    for key in ("query", "windows"):
         if record.get(key) != made[key]:
             return (f"field {key!r} = {record.get(key)!r} is not that of {name}'s generated video {record['vid']!r} "
-                    f"({made[key]!r})")
+                    f"({made[key]!r}), nor the query and window of another of its objects")
     return None
 
 
