@@ -170,6 +170,12 @@ def build_init_model(work: Path, args) -> Path:
                 shutil.copy2(f, files / f.name)
     if args.prompt_order == "query-first":
         (files / "chat_template.jinja").write_text(QUERY_FIRST_CHAT_TEMPLATE)
+    if args.text_layers is not None:  # another depth of the language model (its MLP width with it)
+        cfg = json.loads((files / "config.json").read_text())
+        cfg["text_config"].update(num_hidden_layers=args.text_layers, max_window_layers=args.text_layers)
+        if args.text_intermediate is not None:
+            cfg["text_config"]["intermediate_size"] = args.text_intermediate
+        (files / "config.json").write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
     if args.word_tokens:
         from tempbench.models.qwen.tiny import add_word_tokens
 
@@ -456,6 +462,11 @@ def main(argv=None) -> int:
     ap.add_argument("--every-object", action="store_true",
                     help="train on every object of each synthetic-hard train video, each named by a query that fits "
                          "it alone (Scene.object_records): the same video with answers only the query tells apart")
+    ap.add_argument("--text-layers", type=int, default=None,
+                    help="decoder layers of the language model (the shipped architecture: 4)")
+    ap.add_argument("--text-intermediate", type=int, default=None,
+                    help="with --text-layers: the MLP width (shipped: 768; 6 layers x 512 keep the bf16 file under "
+                         "10 MB)")
     ap.add_argument("--word-tokens", action="store_true",
                     help="one token each for the words that name the objects (TASK_WORDS: the 6 colours, 2 shapes, "
                          "'object'), merges added to the shipped tokenizer (tempbench.models.qwen.tiny.add_word_tokens)"
