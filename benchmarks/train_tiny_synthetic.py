@@ -67,7 +67,7 @@ def generate_data(work: Path, home: Path, args) -> dict[str, list[dict]]:
     from concurrent.futures import ProcessPoolExecutor
 
     from tempbench.annotations import ensure_synthetic
-    from tempbench.synthetic import write_scene_video
+    from tempbench.synthetic import draw_scene, write_scene_video
     from tempbench.tasks import synthetic
 
     counts = {"synthetic": args.train_synthetic, "synthetic-hard": args.train_hard}
@@ -79,17 +79,17 @@ def generate_data(work: Path, home: Path, args) -> dict[str, list[dict]]:
     for name in TASKS:
         settings = synthetic.settings(name)
         seed = synthetic.TASKS[name]["splits"]["train"]["seed"]
-        info = synthetic.generate(train_dir / f"{name}-annotations", "train", name, n_videos=counts[name],
-                                  videos=False)
-        records[name] = info["records"]
+        if name == "synthetic-hard" and args.hard_filter != "all":
+            indices = filtered_videos(settings, seed, counts[name], args.hard_filter)
+        else:  # the first N videos of the train seed (the card's train split is their first 64)
+            indices = list(range(counts[name]))
+        scenes = [draw_scene(settings, seed, i)[0] for i in indices]  # the records `synthetic.generate` writes
+        records[name] = [scene.record(k) for k, scene in enumerate(scenes)]
         if args.every_object and name == "synthetic-hard":  # each video once per object, by a query naming it
-            from tempbench.synthetic import draw_scene
-
-            records[name] = [row for i in range(len(info["records"]))
-                             for row in draw_scene(settings, seed, i)[0].object_records(0)]
+            records[name] = [row for scene in scenes for row in scene.object_records(0)]
         if args.train_frames == "decode":  # rendered train frames need no file
-            jobs += [(settings, seed, i, str(videos), None) for i, r in enumerate(info["records"])
-                     if not (videos / f"{r['vid']}.mp4").is_file()]  # the card's records: one per video
+            jobs += [(settings, seed, i, str(videos), None) for i, scene in zip(indices, scenes)
+                     if not (videos / f"{scene.vid}.mp4").is_file()]  # one file per video
         if args.smoke:
             continue
         for split in EVAL_SPLITS:  # the whole split (the runner would generate it on first use as well)
@@ -113,6 +113,22 @@ def generate_data(work: Path, home: Path, args) -> dict[str, list[dict]]:
     log(f"data: {len(jobs)} videos generated in {time.perf_counter() - t0:.1f} s with {args.workers} processes "
         f"(train queries: {', '.join(f'{n} {len(r)}' for n, r in records.items())})")
     return records
+
+
+def filtered_videos(settings, seed: int, n: int, kind: str) -> list[int]:
+    """The indices of the first `n` videos of the train seed that `--hard-filter` keeps: `colour`, those whose query
+    names the object by its colour alone; `two-colour`, those of them with two objects (the query then decides
+    between two objects of different colours)."""
+    from tempbench.synthetic import draw_scene
+
+    keep, i = [], 0
+    while len(keep) < n:
+        scene = draw_scene(settings, seed, i)[0]
+        by_colour = scene.query.endswith(" object appears")
+        if by_colour and (kind == "colour" or len(scene.objects) == 2):
+            keep.append(i)
+        i += 1
+    return keep
 
 
 def write_train_set(work: Path, records: dict[str, list[dict]]) -> Path:
@@ -459,6 +475,10 @@ def main(argv=None) -> int:
     ap.add_argument("--prompt", default="tempsamp-r1-plain",
                     help="the prompt the model is trained and evaluated with (tempbench.prompts: tempsamp-r1-plain, "
                          "the paper's; query-only, the query alone); the zoo entry must name the shipped model's")
+    ap.add_argument("--hard-filter", choices=("all", "colour", "two-colour"), default="all",
+                    help="which synthetic-hard train videos: all (the first --train-hard of the train seed), or the "
+                         "first --train-hard whose query names the object by colour alone (colour), with two objects "
+                         "(two-colour): a curriculum's first stage, continued with --init-weights")
     ap.add_argument("--every-object", action="store_true",
                     help="train on every object of each synthetic-hard train video, each named by a query that fits "
                          "it alone (Scene.object_records): the same video with answers only the query tells apart")

@@ -165,6 +165,7 @@ def test_recipe_caches_only_when_videos_are_seen_again(tmp_path):
     for frames in ("decode", "render"):
         for epochs, cached in ((1, False), (2, True)):
             args = mod.argparse.Namespace(batch=4, epochs=epochs, seed=0, max_train_seconds=0, lr=1e-3,
+                                          prompt="tempsamp-r1-plain",
                                           warmup_steps=1, workers=2, train_workers=None, train_frames=frames,
                                           checkpoints=2, smoke=True)
             data = mod.recipe(args, tmp_path / "train.jsonl", tmp_path / "videos", 16)["data"]
@@ -228,3 +229,28 @@ def test_query_first_prompt_order_and_word_tokens_travel_with_the_model(tmp_path
     proc = subprocess.run([sys.executable, str(INSTALL), str(bad), "--repo", str(repo)], capture_output=True,
                           text=True)
     assert proc.returncode == 2 and "does not match its recorded sha256" in proc.stderr
+
+
+def test_train_records_are_the_cards_and_the_hard_filter_keeps_colour_queries():
+    """The recipe's train records are the ones `synthetic.generate` writes for the first N videos of the train seed;
+    --hard-filter two-colour keeps the first N videos whose query names one of two objects by colour alone."""
+    import tempfile
+
+    from tempbench.synthetic import draw_scene
+    from tempbench.tasks import synthetic
+
+    mod = _script_module()
+    settings = synthetic.settings("synthetic-hard")
+    seed = synthetic.TASKS["synthetic-hard"]["splits"]["train"]["seed"]
+    info = synthetic.generate(Path(tempfile.mkdtemp()), "train", "synthetic-hard", n_videos=20, videos=False)
+    assert info["records"] == [draw_scene(settings, seed, i)[0].record(i) for i in range(20)]
+    kept = mod.filtered_videos(settings, seed, 10, "two-colour")
+    assert len(kept) == 10 and kept == sorted(set(kept))
+    for i in kept:
+        scene = draw_scene(settings, seed, i)[0]
+        assert scene.query.endswith(" object appears") and len(scene.objects) == 2
+        assert len({o.colour for o in scene.objects}) == 2
+    some = mod.filtered_videos(settings, seed, 30, "colour")
+    assert all(draw_scene(settings, seed, i)[0].query.endswith(" object appears") for i in some)
+    assert set(kept) & set(some) == {i for i in some if len(draw_scene(settings, seed, i)[0].objects) == 2} & set(kept)
+    assert any(len(draw_scene(settings, seed, i)[0].objects) == 3 for i in some)  # colour keeps three-object videos
