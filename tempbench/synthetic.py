@@ -91,8 +91,8 @@ class Scene:
 
 def object_query(scene: Scene, j: int) -> str:
     """A query that names object j of `scene` and no other: by colour and shape, by colour alone if no other
-    object has that colour, or by shape alone if no other has that shape, one of the forms that apply chosen by a
-    generator seeded with the video's id and j (the same query for the same object every time)."""
+    object has that colour, or by shape alone if no other has that shape; of the forms that apply, the one the
+    sha256 of the video's id and j picks (the same query for the same object every time)."""
     obj = scene.objects[j]
     others = [o for k, o in enumerate(scene.objects) if k != j]
     forms = [f"the {obj.colour} {obj.shape} appears"]
