@@ -77,6 +77,7 @@ def main(argv=None) -> int:
     from tempbench.models.qwen.processor import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
     from tempbench.synthetic import COLOURS, draw_scene
     from tempbench.tasks import synthetic
+    from tempbench.train.loss import video_features
     from tempbench.video import VideoSettings, decode_video
 
     video = VideoSettings(**zoo.get("tiny-synthetic").video)
@@ -95,10 +96,9 @@ def main(argv=None) -> int:
         scene, _ = draw_scene(settings, seed, i)
         v = adapter.video_preprocessor(decode_video(folder / f"{scene.vid}.mp4", video))
         pv = torch.as_tensor(v["pixel_values_videos"])
-        with torch.no_grad():
-            out = adapter.model.model.get_video_features(pv, torch.as_tensor(v["video_grid_thw"]).reshape(1, 3))
-        f = getattr(out, "pooler_output", out)
-        f = (f[0] if isinstance(f, (list, tuple)) else f).float().numpy()
+        with torch.no_grad():  # the features the trainer places at the video tokens
+            per_video, _ = video_features(adapter.model, pv, torch.as_tensor(v["video_grid_thw"]).reshape(1, 3))
+        f = per_video[0].float().numpy()
         lab = token_labels(pv.numpy(), OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, colours)
         keep = lab >= 0
         feats.append(f[keep])

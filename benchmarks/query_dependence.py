@@ -40,7 +40,7 @@ def summarise(videos: list[dict]) -> dict:
             if span is not None:
                 ious = [iou(tuple(span), tuple(w)) for w in v["windows"]]
                 on += max(range(len(ious)), key=lambda k: ious[k]) == j
-            same_as_nothing += span == v["nothing"]
+            same_as_nothing += span is not None and span == v["nothing"]  # two unparsed answers are not equal
     chance = 100 * n / max(1, asked)  # a video of k objects: k queries, each with a 1/k chance
     return {"videos": n, "queries": asked, "videos_with_different_answers_pct": 100 * differ / max(1, n),
             "answers_on_the_named_object_pct": 100 * on / max(1, asked), "random_pick_pct": chance,

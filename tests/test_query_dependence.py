@@ -30,6 +30,7 @@ def test_a_model_that_ignores_the_query():
     assert s["answers_equal_to_the_answer_to_hello_pct"] == 100
     unparsed = [{"windows": WINDOWS[0], "answers": [None, None], "nothing": None}]
     assert QD.summarise(unparsed)["answers_on_the_named_object_pct"] == 0
+    assert QD.summarise(unparsed)["answers_equal_to_the_answer_to_hello_pct"] == 0
 
 
 def test_runs_on_the_shipped_model(tmp_path, monkeypatch, capsys):

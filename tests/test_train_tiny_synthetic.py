@@ -244,13 +244,16 @@ def test_train_records_are_the_cards_and_the_hard_filter_keeps_colour_queries():
     seed = synthetic.TASKS["synthetic-hard"]["splits"]["train"]["seed"]
     info = synthetic.generate(Path(tempfile.mkdtemp()), "train", "synthetic-hard", n_videos=20, videos=False)
     assert info["records"] == [draw_scene(settings, seed, i)[0].record(i) for i in range(20)]
+    def by_colour(i):
+        return draw_scene(settings, seed, i)[0].query.endswith(" object appears")
+
+    def two(i):
+        return len(draw_scene(settings, seed, i)[0].objects) == 2
+
     kept = mod.filtered_videos(settings, seed, 10, "two-colour")
-    assert len(kept) == 10 and kept == sorted(set(kept))
+    assert kept == [i for i in range(kept[-1] + 1) if by_colour(i) and two(i)] and len(kept) == 10  # the first 10
     for i in kept:
-        scene = draw_scene(settings, seed, i)[0]
-        assert scene.query.endswith(" object appears") and len(scene.objects) == 2
-        assert len({o.colour for o in scene.objects}) == 2
+        assert len({o.colour for o in draw_scene(settings, seed, i)[0].objects}) == 2
     some = mod.filtered_videos(settings, seed, 30, "colour")
-    assert all(draw_scene(settings, seed, i)[0].query.endswith(" object appears") for i in some)
-    assert set(kept) & set(some) == {i for i in some if len(draw_scene(settings, seed, i)[0].objects) == 2} & set(kept)
-    assert any(len(draw_scene(settings, seed, i)[0].objects) == 3 for i in some)  # colour keeps three-object videos
+    assert some == [i for i in range(some[-1] + 1) if by_colour(i)] and len(some) == 30
+    assert not all(two(i) for i in some)  # colour keeps three-object videos as well

@@ -45,7 +45,7 @@ def selective_log_softmax(logits: torch.Tensor, index: torch.Tensor) -> torch.Te
     return torch.stack(out)
 
 
-def _video_features(hf, pixel_values_videos: torch.Tensor, video_grid_thw: torch.Tensor):
+def video_features(hf, pixel_values_videos: torch.Tensor, video_grid_thw: torch.Tensor):
     """Vision-tower output per video (list of (tokens_v, hidden)) and, for Qwen3-VL, its DeepStack features per
     layer and video (list over layers of lists over videos; empty otherwise); works with the 5.x return types
     (5.17 returns DeepStack features unsplit, 5.24 split per video)."""
@@ -109,7 +109,7 @@ class VideoPolicy(nn.Module):
         pos = None
         deep: list = []
         if pixel_values_videos is not None:
-            feats, deep = _video_features(hf, pixel_values_videos, video_grid_thw)
+            feats, deep = video_features(hf, pixel_values_videos, video_grid_thw)
             if row_video is None:
                 row_video = torch.arange(input_ids.shape[0], device=input_ids.device)
             rows = [int(v) for v in row_video.tolist()]
