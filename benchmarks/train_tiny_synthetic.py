@@ -246,8 +246,8 @@ def recipe(args, train_file: Path, videos: Path, n_train: int) -> dict:
         "seed": args.seed,
         "schedule": {"epochs": args.epochs, "cot": "plain", "plain_prompt": args.prompt,
                      "max_seconds": float(args.max_train_seconds)},
-        "optim": {"lr": args.lr, "batch_size": args.batch, "grad_accum": 1, "scheduler": "cosine",
-                  "warmup_steps": min(args.warmup_steps, max(1, steps // 10)), "weight_decay": 0.0,
+        "optim": {"lr": args.lr, "batch_size": args.batch, "grad_accum": 1, "scheduler": args.scheduler,
+                  "warmup_steps": min(args.warmup_steps, max(1, steps // 10)), "weight_decay": args.weight_decay,
                   "max_grad_norm": 1.0},
         # float32 weights and compute: a 4.4 M model gains nothing from bf16, and an earlier bf16 run diverged
         "model_opts": {"bf16": False, "gradient_checkpointing": False},
@@ -450,10 +450,15 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="weights, query order")
     ap.add_argument("--train-synthetic", type=int, default=2048, help="train videos of `synthetic`")
     ap.add_argument("--train-hard", type=int, default=4096, help="train videos of `synthetic-hard`")
-    ap.add_argument("--epochs", type=int, default=30, help="planned passes (the cosine schedule's length)")
+    ap.add_argument("--epochs", type=int, default=30, help="planned passes (the schedule's length)")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=7e-4)
     ap.add_argument("--warmup-steps", type=int, default=150)
+    ap.add_argument("--scheduler", choices=("cosine", "constant_with_warmup"), default="cosine",
+                    help="the learning rate after warm-up: cosine decay to 0 at the planned end, or constant (the "
+                         "query is read, if at all, only after the timing is learned: a cosine schedule has then "
+                         "spent most of its rate)")
+    ap.add_argument("--weight-decay", type=float, default=0.0, help="AdamW's decoupled weight decay")
     ap.add_argument("--checkpoints", type=int, default=4, help="evenly spaced checkpoints to select among")
     ap.add_argument("--max-train-seconds", type=float, default=420,
                     help="guard (schedule.max_seconds; the shipped model's run stopped there, at step 2,156 of a "

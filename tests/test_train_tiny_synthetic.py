@@ -167,9 +167,20 @@ def test_recipe_caches_only_when_videos_are_seen_again(tmp_path):
             args = mod.argparse.Namespace(batch=4, epochs=epochs, seed=0, max_train_seconds=0, lr=1e-3,
                                           prompt="tempsamp-r1-plain",
                                           warmup_steps=1, workers=2, train_workers=None, train_frames=frames,
-                                          checkpoints=2, smoke=True)
+                                          checkpoints=2, smoke=True, scheduler="cosine", weight_decay=0.0)
             data = mod.recipe(args, tmp_path / "train.jsonl", tmp_path / "videos", 16)["data"]
             assert data == {"workers": 2, "cache": cached, "cache_on_device": cached, "frames": frames}
+
+
+def test_recipe_takes_the_schedule_and_weight_decay(tmp_path):
+    mod = _script_module()
+    args = mod.main.__globals__["argparse"].Namespace(
+        batch=4, epochs=10, seed=0, max_train_seconds=0, lr=5e-4, prompt="tempsamp-r1-plain", warmup_steps=150,
+        workers=2, train_workers=None, train_frames="render", checkpoints=2, smoke=False,
+        scheduler="constant_with_warmup", weight_decay=0.05)
+    optim = mod.recipe(args, tmp_path / "train.jsonl", tmp_path / "videos", 64)["optim"]
+    assert optim["scheduler"] == "constant_with_warmup" and optim["weight_decay"] == 0.05
+    assert optim["lr"] == 5e-4 and optim["warmup_steps"] == 16  # at most a tenth of the 160 planned steps
 
 
 def test_query_first_prompt_order_and_word_tokens_travel_with_the_model(tmp_path):
