@@ -87,6 +87,9 @@ def generate_data(work: Path, home: Path, args) -> dict[str, list[dict]]:
         records[name] = [scene.record(k) for k, scene in enumerate(scenes)]
         if args.every_object and name == "synthetic-hard":  # each video once per object, by a query naming it
             records[name] = [row for scene in scenes for row in scene.object_records(0)]
+        if args.think == "objects":  # the reasoning target: every object of the video, in words, in order
+            described = {scene.vid: f" {scene.description()} " for scene in scenes}  # spaced as the answer is
+            records[name] = [{**r, "think": described[r["vid"]]} for r in records[name]]
         if args.train_frames == "decode":  # rendered train frames need no file
             jobs += [(settings, seed, i, str(videos), None) for i, scene in zip(indices, scenes)
                      if not (videos / f"{scene.vid}.mp4").is_file()]  # one file per video
@@ -244,8 +247,9 @@ def recipe(args, train_file: Path, videos: Path, n_train: int) -> dict:
     cfg = {
         "method": "sft", "task": "synthetic", "annotations": str(train_file), "videos": str(videos),
         "seed": args.seed,
-        "schedule": {"epochs": args.epochs, "cot": "plain", "plain_prompt": args.prompt,
-                     "max_seconds": float(args.max_train_seconds)},
+        "schedule": {"epochs": args.epochs, "max_seconds": float(args.max_train_seconds),
+                     **({"cot": "plain", "plain_prompt": args.prompt} if args.think == "none" else
+                        {"cot": "cot", "cot_prompt": args.prompt})},
         "optim": {"lr": args.lr, "batch_size": args.batch, "grad_accum": 1, "scheduler": args.scheduler,
                   "warmup_steps": min(args.warmup_steps, max(1, steps // 10)), "weight_decay": args.weight_decay,
                   "max_grad_norm": 1.0},
@@ -256,6 +260,8 @@ def recipe(args, train_file: Path, videos: Path, n_train: int) -> dict:
                  "cache": args.epochs > 1, "cache_on_device": args.epochs > 1, "frames": args.train_frames},
         "log": {"save_steps": max(1, steps // args.checkpoints), "progress": False},
     }
+    if args.think != "none":  # the ground-truth row: <think>{record's think}</think><answer> ... </answer>
+        cfg["rollout"] = {"gt_think_field": "think"}
     if args.smoke:
         cfg["video"] = dict(SMOKE_VIDEO)
     return cfg
@@ -496,15 +502,28 @@ def main(argv=None) -> int:
                     help="one token each for the words that name the objects (TASK_WORDS: the 6 colours, 2 shapes, "
                          "'object'), merges added to the shipped tokenizer (tempbench.models.qwen.tiny.add_word_tokens)"
                          "; the byte-level pieces otherwise (' yellow' = ' ', 'y', 'e', 'l', 'l', 'ow')")
+    ap.add_argument("--think", choices=("none", "objects"), default="none",
+                    help="the answer's reasoning: none (the answer alone), or objects: <think> every object of the "
+                         "video in the order it appears, by colour, shape and span (Scene.description) </think>, "
+                         "then the answer (the query picks an entry by its words); needs a CoT --prompt "
+                         "(tempsamp-r1-cot) and room in --max-new-tokens")
     ap.add_argument("--eval-batch", type=int, default=64)
     ap.add_argument("--eval-limit", type=int, default=None, help="evaluate the first N queries only")
-    ap.add_argument("--max-new-tokens", type=int, default=48)
+    ap.add_argument("--max-new-tokens", type=int, default=None,
+                    help="evaluation's generation limit (default 48; 128 with --think objects: up to 81 tokens)")
     ap.add_argument("--workers", type=int, default=max(1, min(15, (os.cpu_count() or 2) - 1)))
     ap.add_argument("--smoke", action="store_true", help="CPU smoke test: tiny network, few videos and steps")
     if ap.parse_known_args(argv)[0].smoke:  # smoke-test sizes, unless given explicitly
         ap.set_defaults(train_synthetic=6, train_hard=6, epochs=2, batch=2, checkpoints=2, eval_limit=3,
                         eval_batch=4, max_new_tokens=6, workers=1, warmup_steps=1, max_train_seconds=0)
     args = ap.parse_args(argv)
+    if args.max_new_tokens is None:
+        args.max_new_tokens = 48 if args.think == "none" else 128
+    from tempbench.prompts import get_prompt
+
+    if (args.think != "none") != get_prompt(args.prompt).cot:
+        ap.error(f"--prompt {args.prompt} with --think {args.think}: --think objects needs a CoT prompt "
+                 "(tempsamp-r1-cot) and a CoT prompt needs --think objects")
     if args.init_weights is not None:
         from tempbench.io import sha256_file as _sha
 

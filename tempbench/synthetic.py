@@ -89,6 +89,16 @@ class Scene:
         return rows
 
 
+    def description(self) -> str:
+        """Every object in the order it appears, as ``"{colour} {shape} {start} to {end}"`` (seconds, two decimals,
+        `tempbench.parsing.format_span`), joined by ``"; "``: what the video shows, in words. A recipe's reasoning
+        target (train records' ``think``): the query then picks one entry by its words."""
+        from tempbench.parsing import format_span
+
+        shown = sorted(self.objects, key=lambda o: o.start)
+        return "; ".join(f"{o.colour} {o.shape} {format_span(o.start / self.fps, o.end / self.fps)}" for o in shown)
+
+
 def object_query(scene: Scene, j: int) -> str:
     """A query that names object j of `scene` and no other: by colour and shape, by colour alone if no other
     object has that colour, or by shape alone if no other has that shape; of the forms that apply, the one the

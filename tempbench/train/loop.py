@@ -97,6 +97,15 @@ def _check_renderable(records: Sequence[dict], source: str) -> None:
                                       "own records")
 
 
+def _check_think_field(records: Sequence[dict], field: str, source: str) -> None:
+    """`rollout.gt_think_field`: every record must carry that field as text (its ground-truth row's <think>)."""
+    for line, rec in enumerate(records, 1):
+        if not isinstance(rec.get(field), str):
+            got = "missing" if field not in rec else f"a {type(rec[field]).__name__}, not text"
+            raise TempbenchError(f"{source}: record {line} (qid {rec.get('qid')}): field {field!r} is {got}",
+                                 hint=f"give every record a {field!r} string, or set rollout.gt_think_field = \"\"")
+
+
 def _latest_checkpoint(out: Path) -> Path | None:
     found = [(int(m.group(1)), p) for p in out.glob("checkpoint-*") if (m := re.fullmatch(r"checkpoint-(\d+)", p.name))]
     return max(found)[1] if found else None
@@ -386,7 +395,9 @@ class Trainer:
     def gt_text(self, record: dict, kind: str, cot: bool) -> str:
         from tempbench.train.rollout import gt_answer_text
 
-        return gt_answer_text(record, kind, cot, think=self.cfg["rollout"]["gt_think"])
+        field = self.cfg["rollout"]["gt_think_field"]
+        think = record[field] if field else self.cfg["rollout"]["gt_think"]
+        return gt_answer_text(record, kind, cot, think=think)
 
     # -- one micro-step --------------------------------------------------------------------------------------
     def micro_step_batch(self, items, kind: str, cot: bool):
@@ -569,8 +580,11 @@ class Trainer:
         out = Path(cfg["out"])
         records = load_records(cfg)
         kind = _task_kind(cfg["task"], records)
+        source = cfg["annotations"] or f"task {cfg['task']} split {cfg['split']}"
         if cfg["data"]["frames"] == "render":
-            _check_renderable(records, cfg["annotations"] or f"task {cfg['task']} split {cfg['split']}")
+            _check_renderable(records, source)
+        if cfg["rollout"]["gt_think_field"]:
+            _check_think_field(records, cfg["rollout"]["gt_think_field"], source)
         world, rank = acc.num_processes, acc.process_index
         bs = int(cfg["optim"]["batch_size"])
         per_rank = len(records) // world
