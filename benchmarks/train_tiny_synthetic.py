@@ -87,9 +87,10 @@ def generate_data(work: Path, home: Path, args) -> dict[str, list[dict]]:
         records[name] = [scene.record(k) for k, scene in enumerate(scenes)]
         if args.every_object and name == "synthetic-hard":  # each video once per object, by a query naming it
             records[name] = [row for scene in scenes for row in scene.object_records(0)]
-        if args.think == "objects":  # the reasoning target: every object of the video, in words, in order
-            described = {scene.vid: f" {scene.description()} " for scene in scenes}  # spaced as the answer is
-            records[name] = [{**r, "think": described[r["vid"]]} for r in records[name]]
+        if args.think != "none":  # the reasoning target: every object of the video, in words, in order
+            by_vid = {scene.vid: scene for scene in scenes}
+            records[name] = [{**r, "think": f" {think_text(by_vid[r['vid']], r, args.think)} "}  # spaced as the
+                             for r in records[name]]                                          # answer is
         if args.train_frames == "decode":  # rendered train frames need no file
             jobs += [(settings, seed, i, str(videos), None) for i, scene in zip(indices, scenes)
                      if not (videos / f"{scene.vid}.mp4").is_file()]  # one file per video
@@ -116,6 +117,16 @@ def generate_data(work: Path, home: Path, args) -> dict[str, list[dict]]:
     log(f"data: {len(jobs)} videos generated in {time.perf_counter() - t0:.1f} s with {args.workers} processes "
         f"(train queries: {', '.join(f'{n} {len(r)}' for n, r in records.items())})")
     return records
+
+
+def think_text(scene, record: dict, kind: str) -> str:
+    """`--think`: objects, the scene's description; objects-marked, each entry marked yes for the object the
+    record's query names (the one whose window is the record's) and no for the others."""
+    if kind == "objects":
+        return scene.description()
+    fps = scene.fps
+    named = [j for j, o in enumerate(scene.objects) if [o.start / fps, o.end / fps] == record["windows"][0]]
+    return scene.description(named=named[0])
 
 
 def filtered_videos(settings, seed: int, n: int, kind: str) -> list[int]:
@@ -502,15 +513,15 @@ def main(argv=None) -> int:
                     help="one token each for the words that name the objects (TASK_WORDS: the 6 colours, 2 shapes, "
                          "'object'), merges added to the shipped tokenizer (tempbench.models.qwen.tiny.add_word_tokens)"
                          "; the byte-level pieces otherwise (' yellow' = ' ', 'y', 'e', 'l', 'l', 'ow')")
-    ap.add_argument("--think", choices=("none", "objects"), default="none",
-                    help="the answer's reasoning: none (the answer alone), or objects: <think> every object of the "
+    ap.add_argument("--think", choices=("none", "objects", "objects-marked"), default="none",
+                    help="the answer's reasoning: none (the answer alone); objects: <think> every object of the "
                          "video in the order it appears, by colour, shape and span (Scene.description) </think>, "
-                         "then the answer (the query picks an entry by its words); needs a CoT --prompt "
-                         "(tempsamp-r1-cot) and room in --max-new-tokens")
+                         "then the answer (the query picks an entry by its words); objects-marked: each entry also "
+                         "says yes (the object the query names) or no. Needs a CoT --prompt (tempsamp-r1-cot)")
     ap.add_argument("--eval-batch", type=int, default=64)
     ap.add_argument("--eval-limit", type=int, default=None, help="evaluate the first N queries only")
     ap.add_argument("--max-new-tokens", type=int, default=None,
-                    help="evaluation's generation limit (default 48; 128 with --think objects: up to 81 tokens)")
+                    help="evaluation's generation limit (default 48; 128 with --think: up to 81 tokens, 90 marked)")
     ap.add_argument("--workers", type=int, default=max(1, min(15, (os.cpu_count() or 2) - 1)))
     ap.add_argument("--smoke", action="store_true", help="CPU smoke test: tiny network, few videos and steps")
     if ap.parse_known_args(argv)[0].smoke:  # smoke-test sizes, unless given explicitly
@@ -522,8 +533,8 @@ def main(argv=None) -> int:
     from tempbench.prompts import get_prompt
 
     if (args.think != "none") != get_prompt(args.prompt).cot:
-        ap.error(f"--prompt {args.prompt} with --think {args.think}: --think objects needs a CoT prompt "
-                 "(tempsamp-r1-cot) and a CoT prompt needs --think objects")
+        ap.error(f"--prompt {args.prompt} with --think {args.think}: --think needs a CoT prompt "
+                 "(tempsamp-r1-cot) and a CoT prompt needs --think")
     if args.init_weights is not None:
         from tempbench.io import sha256_file as _sha
 

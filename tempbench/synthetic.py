@@ -89,14 +89,21 @@ class Scene:
         return rows
 
 
-    def description(self) -> str:
+    def description(self, named: int | None = None) -> str:
         """Every object in the order it appears, as ``"{colour} {shape} {start} to {end}"`` (seconds, two decimals,
-        `tempbench.parsing.format_span`), joined by ``"; "``: what the video shows, in words. A recipe's reasoning
-        target (train records' ``think``): the query then picks one entry by its words."""
+        `tempbench.parsing.format_span`), joined by ``"; "``: what the video shows, in words. With `named` (an index
+        into `objects`: the object a query names), each entry's words are followed by ``yes`` for that object and
+        ``no`` for the others (``"red square no 0.38 to 1.88; cyan circle yes 3.00 to 4.62"``). A recipe's
+        reasoning target (train records' ``think``)."""
         from tempbench.parsing import format_span
 
-        shown = sorted(self.objects, key=lambda o: o.start)
-        return "; ".join(f"{o.colour} {o.shape} {format_span(o.start / self.fps, o.end / self.fps)}" for o in shown)
+        order = sorted(range(len(self.objects)), key=lambda j: self.objects[j].start)
+        entries = []
+        for j in order:
+            o = self.objects[j]
+            mark = "" if named is None else (" yes" if j == named else " no")
+            entries.append(f"{o.colour} {o.shape}{mark} {format_span(o.start / self.fps, o.end / self.fps)}")
+        return "; ".join(entries)
 
 
 def object_query(scene: Scene, j: int) -> str:
