@@ -106,6 +106,27 @@ class Scene:
         return "; ".join(entries)
 
 
+@dataclass(frozen=True)
+class DescribedObject:
+    """One entry of a description (`Scene.description`) as a model wrote it."""
+
+    colour: str
+    shape: str
+    mark: str | None  # "yes", "no", or None (an unmarked description)
+    start: float
+    end: float
+
+
+_ENTRY = re.compile(r"([a-z]+) ([a-z]+)(?: (yes|no))? (\d+(?:\.\d+)?) to (\d+(?:\.\d+)?)")
+
+
+def parse_description(text: str) -> list[DescribedObject]:
+    """The entries of a description in the form `Scene.description` writes, in the order written; text between or
+    around them is ignored, an entry not in that form is skipped. Linear in len(text)."""
+    return [DescribedObject(m.group(1), m.group(2), m.group(3), float(m.group(4)), float(m.group(5)))
+            for m in _ENTRY.finditer(text)]
+
+
 def object_query(scene: Scene, j: int) -> str:
     """A query that names object j of `scene` and no other: by colour and shape, by colour alone if no other
     object has that colour, or by shape alone if no other has that shape; of the forms that apply, the one the

@@ -167,3 +167,48 @@ def test_records_from_other_videos_pass_in_decode_mode(tiny_model, no_videos, tm
     with pytest.raises(TempbenchError) as e:
         train(None, _base(tiny_model, ann, no_videos, **{"data.frames": "decode", "out": str(tmp_path / "o")}))
     assert "not found" in e.value.message and "not a generated video" not in e.value.message
+
+
+def _with_think(path, records, missing_at=None):
+    from tempbench.synthetic import draw_scene
+    from tempbench.tasks import synthetic
+
+    seed = synthetic.TASKS["synthetic-hard"]["splits"]["train"]["seed"]
+    rows = []
+    for k, r in enumerate(records):
+        scene = draw_scene(synthetic.settings("synthetic-hard"), seed, k)[0]
+        rows.append(r if k == missing_at else {**r, "think": f" {scene.description(named=scene.target)} "})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path, rows
+
+
+def test_gt_think_field_puts_each_records_description_in_its_target(tiny_model, hard_train, no_videos, tmp_path):
+    """rollout.gt_think_field = "think": the CoT phase's GT row is <think>{record's think}</think><answer>...,
+    and such records train."""
+    from tempbench.train.loop import Trainer, train
+
+    ann, rows = _with_think(tmp_path / "think.jsonl", hard_train["records"])
+    over = {"schedule.cot": "cot", "rollout.gt_think_field": "think", "out": str(tmp_path / "out"),
+            "data.workers": 0}
+    cfg = load_config(None, _base(tiny_model, ann, no_videos, **over))
+    trainer = Trainer.__new__(Trainer)
+    trainer.cfg = cfg
+    for r in rows:
+        s, e = r["windows"][0]
+        assert trainer.gt_text(r, "grounding", True) == f"<think>{r['think']}</think><answer> {s:.2f} to {e:.2f} </answer>"
+    res = train(None, _base(tiny_model, ann, no_videos, **over))
+    assert res["global_step"] == N_RECORDS
+    assert load_config(None, {})["rollout"]["gt_think_field"] == ""  # off unless asked for
+
+
+def test_gt_think_field_missing_in_a_record_is_refused_up_front(tiny_model, hard_train, no_videos, tmp_path):
+    from tempbench.train.loop import train
+
+    ann, _ = _with_think(tmp_path / "think.jsonl", hard_train["records"], missing_at=1)
+    out = tmp_path / "out"
+    with pytest.raises(TempbenchError) as e:
+        train(None, _base(tiny_model, ann, no_videos, **{"schedule.cot": "cot", "rollout.gt_think_field": "think",
+                                                          "out": str(out)}))
+    assert str(ann) in e.value.message and "record 2" in e.value.message and "'think'" in e.value.message
+    assert "missing" in e.value.message and "\n" not in str(e.value) and e.value.hint
+    assert not (out / "train_log.jsonl").exists()

@@ -167,7 +167,8 @@ def test_recipe_caches_only_when_videos_are_seen_again(tmp_path):
             args = mod.argparse.Namespace(batch=4, epochs=epochs, seed=0, max_train_seconds=0, lr=1e-3,
                                           prompt="tempsamp-r1-plain",
                                           warmup_steps=1, workers=2, train_workers=None, train_frames=frames,
-                                          checkpoints=2, smoke=True, scheduler="cosine", weight_decay=0.0)
+                                          checkpoints=2, smoke=True, scheduler="cosine", weight_decay=0.0,
+                                          think="none")
             data = mod.recipe(args, tmp_path / "train.jsonl", tmp_path / "videos", 16)["data"]
             assert data == {"workers": 2, "cache": cached, "cache_on_device": cached, "frames": frames}
 
@@ -177,7 +178,7 @@ def test_recipe_takes_the_schedule_and_weight_decay(tmp_path):
     args = mod.main.__globals__["argparse"].Namespace(
         batch=4, epochs=10, seed=0, max_train_seconds=0, lr=5e-4, prompt="tempsamp-r1-plain", warmup_steps=150,
         workers=2, train_workers=None, train_frames="render", checkpoints=2, smoke=False,
-        scheduler="constant_with_warmup", weight_decay=0.05)
+        scheduler="constant_with_warmup", weight_decay=0.05, think="none")
     optim = mod.recipe(args, tmp_path / "train.jsonl", tmp_path / "videos", 64)["optim"]
     assert optim["scheduler"] == "constant_with_warmup" and optim["weight_decay"] == 0.05
     assert optim["lr"] == 5e-4 and optim["warmup_steps"] == 16  # at most a tenth of the 160 planned steps
@@ -268,3 +269,36 @@ def test_train_records_are_the_cards_and_the_hard_filter_keeps_colour_queries():
     some = mod.filtered_videos(settings, seed, 30, "colour")
     assert some == [i for i in range(some[-1] + 1) if by_colour(i)] and len(some) == 30
     assert not all(two(i) for i in some)  # colour keeps three-object videos as well
+
+
+def test_think_recipe_trains_the_cot_prompt_on_each_records_description(tmp_path):
+    mod = _script_module()
+    args = mod.argparse.Namespace(
+        batch=4, epochs=2, seed=0, max_train_seconds=0, lr=5e-4, prompt="tempsamp-r1-cot", warmup_steps=1,
+        workers=2, train_workers=None, train_frames="render", checkpoints=2, smoke=False, scheduler="cosine",
+        weight_decay=0.0, think="objects-marked")
+    cfg = mod.recipe(args, tmp_path / "train.jsonl", tmp_path / "videos", 16)
+    assert cfg["schedule"]["cot"] == "cot" and cfg["schedule"]["cot_prompt"] == "tempsamp-r1-cot"
+    assert "plain_prompt" not in cfg["schedule"] and cfg["rollout"] == {"gt_think_field": "think"}
+
+
+def test_think_text_marks_the_object_each_record_names():
+    from tempbench.synthetic import draw_scene, parse_description
+    from tempbench.tasks import synthetic
+
+    mod = _script_module()
+    seed = synthetic.TASKS["synthetic-hard"]["splits"]["train"]["seed"]
+    for i in range(12):
+        scene = draw_scene(synthetic.settings("synthetic-hard"), seed, i)[0]
+        assert mod.think_text(scene, scene.record(0), "objects") == scene.description()
+        for row in scene.object_records(0):  # --every-object: each row names another object
+            entries = parse_description(mod.think_text(scene, row, "objects-marked"))
+            yes = [e for e in entries if e.mark == "yes"]
+            assert len(yes) == 1 and [yes[0].start, yes[0].end] == [round(x, 2) for x in row["windows"][0]]
+
+
+def test_think_needs_a_cot_prompt(tmp_path):
+    for extra in (["--think", "objects"], ["--prompt", "tempsamp-r1-cot"]):
+        proc = subprocess.run([sys.executable, str(SCRIPT), "--smoke", *extra, "--out", str(tmp_path / "o")],
+                              capture_output=True, text=True, timeout=300, cwd=REPO)
+        assert proc.returncode == 2 and "CoT prompt" in proc.stderr.splitlines()[-1]
