@@ -1,5 +1,6 @@
 """Ship the weights `benchmarks/train_tiny_synthetic.py` made: copy OUT/model.safetensors into the package folder
-`tempbench/models/tiny_synthetic/` and pin its sha256 in `tempbench/models/zoo.py` (TINY_SYNTHETIC_SHA256), after
+`tempbench/models/tiny_synthetic/` and pin its sha256 and the prompt it was trained with in `tempbench/models/zoo.py`
+(TINY_SYNTHETIC_SHA256, TINY_SYNTHETIC_PROMPT), after
 checking the file against the sha256 and size the run recorded in OUT/train_tiny_synthetic.json; the tokenizer,
 chat template and config files the model was trained with (recorded whole in that JSON, `package_files`, each with
 its sha256) are written beside it. With --docs, the
@@ -22,6 +23,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PIN = re.compile(r"^TINY_SYNTHETIC_SHA256: str \| None = .*$", re.MULTILINE)
+PROMPT_PIN = re.compile(r"^TINY_SYNTHETIC_PROMPT: str = .*$", re.MULTILINE)
 MAX_BYTES = 10 * 1000 * 1000
 
 
@@ -62,15 +64,26 @@ def main(argv=None) -> int:
                     f"(sha256 {info['sha256']}, {info['bytes']} bytes)")
     if size > MAX_BYTES:
         return fail(f"{weights} has {size} bytes; the package data may hold at most {MAX_BYTES}")
+    prompt = res.get("args", {}).get("prompt", "tempsamp-r1-plain")  # runs before --prompt: the paper's plain one
+    from tempbench.errors import TempbenchError
+    from tempbench.prompts import get_prompt
+
+    try:
+        get_prompt(str(prompt))
+    except TempbenchError:
+        return fail(f"{record}: args.prompt {prompt!r} is not a registered prompt (tempbench.prompts)")
     text = zoo.read_text()
-    if not PIN.search(text):
-        return fail(f"{zoo}: the TINY_SYNTHETIC_SHA256 line was not found")
+    for pin, name in ((PIN, "TINY_SYNTHETIC_SHA256"), (PROMPT_PIN, "TINY_SYNTHETIC_PROMPT")):
+        if not pin.search(text):
+            return fail(f"{zoo}: the {name} line was not found")
     shutil.copy2(weights, package / "model.safetensors")
     for name, entry in others.items():
         (package / name).write_bytes(entry["text"].encode("utf-8"))
-    zoo.write_text(PIN.sub(f'TINY_SYNTHETIC_SHA256: str | None = "{sha}"', text, count=1))
+    text = PIN.sub(f'TINY_SYNTHETIC_SHA256: str | None = "{sha}"', text, count=1)
+    zoo.write_text(PROMPT_PIN.sub(f'TINY_SYNTHETIC_PROMPT: str = "{prompt}"', text, count=1))
     print(f"installed {package / 'model.safetensors'} ({size / 1e6:.2f} MB)"
-          + (f" with {', '.join(sorted(others))}" if others else "") + f" and pinned sha256 {sha} in {zoo}")
+          + (f" with {', '.join(sorted(others))}" if others else "")
+          + f" and pinned sha256 {sha} and prompt {prompt} in {zoo}")
     if args.docs:
         results = args.repo / "docs" / "results"
         shutil.copy2(record, results / "train_tiny_synthetic.json")

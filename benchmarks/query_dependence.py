@@ -52,7 +52,8 @@ def main(argv=None) -> int:
     ap.add_argument("model", help="a zoo alias (tiny-synthetic) or a model folder")
     ap.add_argument("--split", default="val", choices=("val", "test", "train"))
     ap.add_argument("--videos", type=int, default=32)
-    ap.add_argument("--prompt", default=None, help="default: the zoo entry's (tiny-synthetic: tempsamp-r1-plain)")
+    ap.add_argument("--prompt", default=None,
+                    help="default: the zoo entry's prompt for tiny-synthetic (the one it was trained with)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
 

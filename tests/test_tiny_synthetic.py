@@ -41,7 +41,8 @@ def _package(tmp_path, monkeypatch, weights: bytes | None = None, pin: str | Non
 def test_entry():
     assert ENTRY.local_builder == "package" and ENTRY.hub_id is None and ENTRY.verified
     assert ENTRY.weights_sha256 == zoo.TINY_SYNTHETIC_SHA256
-    assert ENTRY.video == zoo.TEMPSAMP_VIDEO and ENTRY.prompt == "tempsamp-r1-plain"
+    # the prompt it was trained with: the paper's CoT prompt (it describes every object, then answers)
+    assert ENTRY.video == zoo.TEMPSAMP_VIDEO and ENTRY.prompt == zoo.TINY_SYNTHETIC_PROMPT == "tempsamp-r1-cot"
     assert ENTRY.setting == {"synthetic": "fine-tuned", "synthetic-hard": "fine-tuned"}
     assert zoo.get("tiny").alias == "tiny-qwen2.5-vl" and zoo.get("tiny-qwen2.5-vl").local_builder == "tiny"
     for name in ("config.json", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja",
@@ -140,14 +141,24 @@ def test_shipped_weights(tmp_path):
 
 @needs_weights
 @pytest.mark.slow
-@pytest.mark.parametrize("task, target", [("synthetic", 75.0), ("synthetic-hard", 25.0)])
+@pytest.mark.parametrize("task, target", [("synthetic", 75.0), ("synthetic-hard", 55.0)])
 def test_trained_model_grounds_the_heldout_split(task, target, tmp_path, monkeypatch):
     """On a CPU with the shipped bf16 weights (float32 compute): issue 14's bar on `synthetic` (75); on
-    `synthetic-hard` the shipped model reaches 27.4, far above the centre window's 15.9 but short of the issue's 60
-    (docs/training.md): the test holds what was measured."""
+    `synthetic-hard` the shipped model reaches 58.5, far above the centre window's 15.9 and the 27.4 of the model
+    shipped before it, but short of the issue's 60 (docs/training.md): the test holds what was measured, less its
+    CI's half-width. Its answers there depend on the query: most land on the object the query names."""
+    import sys
+    from pathlib import Path
+
     monkeypatch.setenv("TEMPBENCH_HOME", str(tmp_path / "home"))
     from tempbench.api import run
 
     result = run("tiny-synthetic", task, "heldout", out_dir=tmp_path / "run", progress=False).result
     assert result.n == 256 and result.failure_rate <= 5.0
     assert result.metrics["mIoU"] >= target, result.metrics
+    if task == "synthetic-hard":
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+        from reasoning_accuracy import analyse
+
+        q = analyse(tmp_path / "run")["pct_of_queries"]
+        assert q["answer_on_target"] >= 65 and q["count_right"] >= 90, q  # a random pick: 41.7 %

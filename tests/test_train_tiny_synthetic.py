@@ -101,6 +101,7 @@ def test_install_ships_the_weights_and_pins_them(smoke, tmp_path):
     assert hashlib.sha256(shipped.read_bytes()).hexdigest() == sha
     zoo_text = (repo / "tempbench" / "models" / "zoo.py").read_text()
     assert f'TINY_SYNTHETIC_SHA256: str | None = "{sha}"' in zoo_text
+    assert 'TINY_SYNTHETIC_PROMPT: str = "tempsamp-r1-plain"' in zoo_text  # the prompt the smoke run trained with
     assert (repo / "docs" / "results" / "train_tiny_synthetic.json").is_file()
     # a weights file that is not the run's is refused, nothing is installed
     bad = tmp_path / "bad"

@@ -30,8 +30,10 @@ ZERO_SHOT_ALL = {t: "zero-shot" for t in ("charades", "anet", "qvhighlights", "c
                                           "activitynet-timelens", "qvhighlights-timelens")}
 TINY3_VIDEO = {"fps": 2.0, "min_pixels": 32 * 32, "max_pixels": 64 * 64, "total_pixels": 16 * 64 * 64}
 PACKAGE_MODELS = Path(__file__).resolve().parent
-# sha256 of tempbench/models/tiny_synthetic/model.safetensors: set by benchmarks/install_tiny_synthetic.py
-TINY_SYNTHETIC_SHA256: str | None = "0d0472969b6667575f59c176b6ca0d417f672820c72959aa5b91a16190c8de72"
+# sha256 of tempbench/models/tiny_synthetic/model.safetensors and the prompt it was trained with: both set by
+# benchmarks/install_tiny_synthetic.py
+TINY_SYNTHETIC_SHA256: str | None = "930e5eda5a44af5f1aa6e1ddbffcb01c38353454379a4a87aec108e9e62ddf41"
+TINY_SYNTHETIC_PROMPT: str = "tempsamp-r1-cot"
 BUILD_TINY_SYNTHETIC = ("train it on one GPU with `python benchmarks/train_tiny_synthetic.py --out OUT`, then "
                         "`python benchmarks/install_tiny_synthetic.py OUT` (docs/training.md); "
                         "tiny-qwen2.5-vl is the random-weight model")
@@ -246,7 +248,7 @@ ZOO: list[ZooEntry] = [
         hub_id=None,
         title="tiny-synthetic: a 4.4 M-parameter Qwen2.5-VL trained here on synthetic + synthetic-hard (bf16)",
         base_model=None,
-        prompt="tempsamp-r1-plain",
+        prompt=TINY_SYNTHETIC_PROMPT,
         video=TEMPSAMP_VIDEO,
         setting={"synthetic": "fine-tuned", "synthetic-hard": "fine-tuned"},
         verified=True,
