@@ -4,16 +4,18 @@ generator's own scenes (the target's window, the first object's window, unparsab
 from __future__ import annotations
 
 import importlib.util
-import json
+import sys
 from pathlib import Path
 
 import pytest
 
-from tempbench.results import ModelIdentity, RunConfig
 from tempbench.synthetic import draw_scene
 from tempbench.tasks import synthetic
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run_helpers import write_run  # noqa: E402
+
 SPEC = importlib.util.spec_from_file_location("hard_failure_modes", REPO / "benchmarks" / "hard_failure_modes.py")
 MODES = importlib.util.module_from_spec(SPEC)
 SPEC.loader.exec_module(MODES)
@@ -27,13 +29,7 @@ def _run(tmp_path: Path, answer) -> Path:
     for i in range(N):
         scene, _ = draw_scene(settings, seed, i)
         rows.append({"qid": i, "vid": scene.vid, "output": answer(scene)})
-    folder = tmp_path / "run"
-    folder.mkdir()
-    RunConfig(task="synthetic-hard", split="val", annotation_file="annotations.jsonl", annotation_sha256="a" * 64,
-              model=ModelIdentity(spec="m", id="m", backend="transformers", info={"name": "m"}), prompt=None,
-              prompt_sha256=None, video=None, generation=None).write(folder / "run.json")
-    (folder / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return folder
+    return write_run(tmp_path / "run", "synthetic-hard", "val", rows)
 
 
 def _window(obj, fps) -> str:

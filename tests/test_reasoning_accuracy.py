@@ -5,18 +5,19 @@ wrong pick, a wrong colour), so each rate is known exactly."""
 from __future__ import annotations
 
 import importlib.util
-import json
 import sys
 from pathlib import Path
 
 import pytest
 
-from tempbench.results import ModelIdentity, RunConfig
 from tempbench.synthetic import DescribedObject, draw_scene, parse_description
 from tempbench.tasks import synthetic
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))  # the script imports hard_failure_modes beside it
+sys.path.insert(0, str(REPO / "tests"))
+from run_helpers import write_run  # noqa: E402
+
 SPEC = importlib.util.spec_from_file_location("reasoning_accuracy", REPO / "benchmarks" / "reasoning_accuracy.py")
 REASONING = importlib.util.module_from_spec(SPEC)
 SPEC.loader.exec_module(REASONING)
@@ -31,13 +32,7 @@ def _scenes():
 
 def _run(tmp_path: Path, answer) -> Path:
     rows = [{"qid": i, "vid": s.vid, "output": answer(s)} for i, s in enumerate(_scenes())]
-    folder = tmp_path / "run"
-    folder.mkdir()
-    RunConfig(task="synthetic-hard", split="val", annotation_file="annotations.jsonl", annotation_sha256="a" * 64,
-              model=ModelIdentity(spec="m", id="m", backend="transformers", info={"name": "m"}), prompt=None,
-              prompt_sha256=None, video=None, generation=None).write(folder / "run.json")
-    (folder / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return folder
+    return write_run(tmp_path / "run", "synthetic-hard", "val", rows)
 
 
 def _answer(scene, j: int, marked: bool = True) -> str:
