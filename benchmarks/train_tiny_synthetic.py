@@ -88,9 +88,9 @@ def generate_data(work: Path, home: Path, args) -> dict[str, list[dict]]:
         if args.every_object and name == "synthetic-hard":  # each video once per object, by a query naming it
             records[name] = [row for scene in scenes for row in scene.object_records(0)]
         if args.think != "none":  # the reasoning target: every object of the video, in words, in order
-            by_vid = {scene.vid: scene for scene in scenes}
-            records[name] = [{**r, "think": f" {think_text(by_vid[r['vid']], r, args.think)} "}  # spaced as the
-                             for r in records[name]]                                          # answer is
+            by_vid = {scene.vid: scene for scene in scenes}  # (spaced inside <think> as the answer is in <answer>)
+            records[name] = [{**r, "think": f" {think_text(by_vid[r['vid']], r, args.think)} "}
+                             for r in records[name]]
         if args.train_frames == "decode":  # rendered train frames need no file
             jobs += [(settings, seed, i, str(videos), None) for i, scene in zip(indices, scenes)
                      if not (videos / f"{scene.vid}.mp4").is_file()]  # one file per video

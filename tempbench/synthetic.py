@@ -88,7 +88,6 @@ class Scene:
                          "windows": [[obj.start / self.fps, obj.end / self.fps]]})
         return rows
 
-
     def description(self, named: int | None = None) -> str:
         """Every object in the order it appears, as ``"{colour} {shape} {start} to {end}"`` (seconds, two decimals,
         `tempbench.parsing.format_span`), joined by ``"; "``: what the video shows, in words. With `named` (an index
@@ -122,7 +121,7 @@ _ENTRY = re.compile(r"([a-z]+) ([a-z]+)(?: (yes|no))? (\d+(?:\.\d+)?) to (\d+(?:
 
 def parse_description(text: str) -> list[DescribedObject]:
     """The entries of a description in the form `Scene.description` writes, in the order written; text between or
-    around them is ignored, an entry not in that form is skipped. Linear in len(text)."""
+    around them is ignored, an entry not in that form is skipped (a model's output: a few hundred characters)."""
     return [DescribedObject(m.group(1), m.group(2), m.group(3), float(m.group(4)), float(m.group(5)))
             for m in _ENTRY.finditer(text)]
 
