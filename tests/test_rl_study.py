@@ -34,13 +34,26 @@ def _env():
     return {k: v for k, v in os.environ.items() if k not in ("TEMPBENCH_HOME", "RANK", "WORLD_SIZE", "LOCAL_RANK")}
 
 
+def _pinned_start(folder: Path) -> Path:
+    """The study's start folder as its pinned commit holds it (what `--start` is for once the model is replaced)."""
+    rl = _load(STUDY, "rl_study_start_files")
+    folder.mkdir(parents=True)
+    for f in rl.START_FILES:
+        blob = subprocess.run(["git", "show", f"{rl.START_COMMIT}:{rl.START_DIR}/{f}"], cwd=REPO, capture_output=True,
+                              check=True).stdout
+        (folder / f).write_bytes(blob)
+    return folder
+
+
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
     pytest.importorskip("torch")
     pytest.importorskip("av")
     root = tmp_path_factory.mktemp("rlstudy")
+    start = _pinned_start(root / "start")  # the shipped tiny-synthetic has been replaced since the study
     cmd = [sys.executable, str(STUDY), "study", "--smoke", "--out", str(root / "out"), "--work", str(root / "work"),
-           "--tag", "smoke", "--extra", "hybrid-cot", "--rerun", "grpo:0", "--parallel", "2", "--workers", "2"]
+           "--tag", "smoke", "--extra", "hybrid-cot", "--rerun", "grpo:0", "--parallel", "2", "--workers", "2",
+           "--start", str(start)]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=600, cwd=root)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-3000:]
@@ -111,7 +124,8 @@ def test_done_runs_are_skipped(smoke, tmp_path):
     root, _ = smoke
     proc = subprocess.run([sys.executable, str(STUDY), "study", "--smoke", "--out", str(tmp_path / "o"), "--work",
                            str(root / "work"), "--tag", "again", "--extra", "hybrid-cot", "--rerun", "grpo:0",
-                           "--done", str(root / "out")], capture_output=True, text=True, env=_env(), timeout=120)
+                           "--done", str(root / "out"), "--start", str(root / "start")], capture_output=True, text=True,
+                          env=_env(), timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "nothing to run" in proc.stdout
     status = json.loads((tmp_path / "o" / "rl_study_again.json").read_text())
@@ -231,12 +245,7 @@ def test_start_is_pinned_and_reachable_in_git(tmp_path):
     rl = _load(STUDY, "rl_study_under_test")
     package = REPO / rl.START_DIR
     if any(rl.sha256_of(package / f) != h for f, h in rl.START_FILES.items() if (package / f).is_file()):
-        shipped = tmp_path / "pinned"  # the shipped model was replaced: rebuild the pinned one from git
-        shipped.mkdir()
-        for f in rl.START_FILES:
-            blob = subprocess.run(["git", "show", f"{rl.START_COMMIT}:{rl.START_DIR}/{f}"], cwd=REPO,
-                                  capture_output=True, check=True).stdout
-            (shipped / f).write_bytes(blob)
+        shipped = _pinned_start(tmp_path / "pinned")  # the shipped model was replaced: rebuild the pinned one
     else:
         shipped = package
     fake = tmp_path / "shipped"
