@@ -19,41 +19,56 @@ from collections import Counter
 from pathlib import Path
 
 
-def iou(a: tuple[float, float], b: tuple[float, float]) -> float:
-    inter = max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
-    union = max(a[1], b[1]) - min(a[0], b[0])
-    return inter / union if union > 0 else 0.0
+def run_rows(run: Path, tasks: tuple[str, ...] = ("synthetic-hard",)):
+    """A finished `tempbench run` of a synthetic task: its config and, for each query of the split that has a row,
+    (the scene the generator drew for it, without pixels; its final prediction row), in qid order, plus the number of
+    queries without a row. Rows are read as scoring reads them (`read_predictions`, `match_predictions`: in a run's
+    append-only file the later row of a qid supersedes the earlier)."""
+    from tempbench.errors import TempbenchError
+    from tempbench.predictions import match_predictions, read_predictions
+    from tempbench.results import RunConfig
+    from tempbench.synthetic import draw_scene
+    from tempbench.tasks import synthetic
+
+    config = RunConfig.read(run / "run.json")
+    if config.task not in tasks:
+        raise TempbenchError(f"{run}: a run of task {config.task!r}, not of {' or '.join(tasks)}")
+    split = synthetic.TASKS[config.task]["splits"][config.split]
+    settings = synthetic.settings(config.task)
+    scenes = [draw_scene(settings, split["seed"], i)[0] for i in range(split["size"])]
+    matched = match_predictions(read_predictions(run / "predictions.jsonl"), [s.record(i) for i, s in enumerate(scenes)])
+    return config, [(scenes[q], matched.rows[q]) for q in sorted(matched.rows)], len(matched.missing)
+
+
+def object_ious(span: tuple[float, float], scene) -> list[float]:
+    """The temporal IoU (`tempbench.metrics.grounding`) of `span` with each object's window, in object order."""
+    from tempbench.metrics.grounding import iou_matrix
+
+    windows = [(o.start / scene.fps, o.end / scene.fps) for o in scene.objects]
+    return iou_matrix([span], windows)[0].tolist()
 
 
 def analyse(run: Path) -> dict:
     from tempbench.parsing import parse_span
-    from tempbench.results import RunConfig
-    from tempbench.synthetic import COLOURS, QUERY_MODES, draw_scene
-    from tempbench.tasks import synthetic
+    from tempbench.synthetic import COLOURS, QUERY_MODES
 
-    config = RunConfig.read(run / "run.json")
-    split = config.split
-    seed = synthetic.TASKS["synthetic-hard"]["splits"][split]["seed"]
-    settings = synthetic.settings("synthetic-hard")
-    rows = [json.loads(x) for x in (run / "predictions.jsonl").read_text().splitlines() if x.strip()]
+    config, rows, missing = run_rows(run)
     per: dict[str, list[dict]] = {}
-    for r in rows:
-        i = int(r["qid"])
-        scene, _ = draw_scene(settings, seed, i)
+    for scene, r in rows:
+        i = int(r.qid)
         mode = QUERY_MODES[(i // len(COLOURS)) % len(QUERY_MODES)]
-        span = parse_span(r.get("output") or "").span
-        objects = [(o.start / scene.fps, o.end / scene.fps) for o in scene.objects]
-        in_time = sorted(range(len(objects)), key=lambda j: objects[j][0])
-        row = {"n_objects": len(objects), "target_place": in_time.index(scene.target)}
+        span = parse_span(r.output or "").span
+        in_time = sorted(range(len(scene.objects)), key=lambda j: scene.objects[j].start)
+        row = {"n_objects": len(scene.objects), "target_place": in_time.index(scene.target)}
         if span is not None:
-            ious = [iou(span, o) for o in objects]
-            pick = max(range(len(objects)), key=lambda j: ious[j])
+            ious = object_ious(span, scene)
+            pick = max(range(len(ious)), key=lambda j: ious[j])
             row.update(target_iou=ious[scene.target], picked=pick == scene.target, picked_iou=ious[pick],
                        picked_place=in_time.index(pick))
         per.setdefault(mode, []).append(row)
         per.setdefault("all", []).append(row)
     out = {"run": str(run), "model": config.model.info.get("name") or config.model.id,
-           "weights": config.model.weights, "split": split, "by_query": {}}
+           "weights": config.model.weights, "split": config.split, "queries_without_a_row": missing, "by_query": {}}
     for mode, items in per.items():
         n = len(items)
         got = [x for x in items if "picked" in x]

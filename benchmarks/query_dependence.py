@@ -21,15 +21,11 @@ from pathlib import Path
 NOTHING = "hello"
 
 
-def iou(a: tuple[float, float], b: tuple[float, float]) -> float:
-    inter = max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
-    union = max(a[1], b[1]) - min(a[0], b[0])
-    return inter / union if union > 0 else 0.0
-
-
 def summarise(videos: list[dict]) -> dict:
     """Pure: the shares above from per-video rows {"windows": [obj windows], "answers": [span or None per object],
-    "nothing": span or None}."""
+    "nothing": span or None}; IoU as `tempbench.metrics.grounding` defines it."""
+    from tempbench.metrics.grounding import iou_matrix
+
     n = len(videos)
     differ = sum(len({tuple(a) if a else None for a in v["answers"]}) > 1 for v in videos)
     asked = on = 0
@@ -38,8 +34,8 @@ def summarise(videos: list[dict]) -> dict:
         for j, span in enumerate(v["answers"]):
             asked += 1
             if span is not None:
-                ious = [iou(tuple(span), tuple(w)) for w in v["windows"]]
-                on += max(range(len(ious)), key=lambda k: ious[k]) == j
+                ious = iou_matrix([span], v["windows"])[0]
+                on += int(ious.argmax()) == j
             same_as_nothing += span is not None and span == v["nothing"]  # two unparsed answers are not equal
     chance = 100 * n / max(1, asked)  # a video of k objects: k queries, each with a 1/k chance
     return {"videos": n, "queries": asked, "videos_with_different_answers_pct": 100 * differ / max(1, n),

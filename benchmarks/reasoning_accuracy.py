@@ -23,55 +23,39 @@ import json
 import sys
 from pathlib import Path
 
-from hard_failure_modes import iou
-
-
-def fits_query(query: str, colour: str, shape: str) -> bool:
-    """Whether an object described as `colour shape` fits a synthetic query ("the red circle appears", "the red
-    object appears", "the circle appears"): every word the query names is the object's."""
-    words = query.removeprefix("the ").removesuffix(" appears").split()
-    return all(w in (colour, shape) for w in words if w != "object")
+from hard_failure_modes import object_ious, run_rows
 
 
 def analyse(run: Path) -> dict:
-    from tempbench.errors import TempbenchError
     from tempbench.parsing import parse_span
-    from tempbench.results import RunConfig
-    from tempbench.synthetic import draw_scene, parse_description
+    from tempbench.synthetic import parse_description, query_names
     from tempbench.tasks import synthetic
 
-    config = RunConfig.read(run / "run.json")
-    if config.task not in synthetic.TASKS:
-        raise TempbenchError(f"{run}: a run of task {config.task!r}, not of a synthetic task")
-    seed = synthetic.TASKS[config.task]["splits"][config.split]["seed"]
-    settings = synthetic.settings(config.task)
-    rows = [json.loads(x) for x in (run / "predictions.jsonl").read_text().splitlines() if x.strip()]
+    config, rows, missing = run_rows(run, tuple(synthetic.TASKS))
     n = len(rows)
     tally = dict.fromkeys(("described", "count_right", "entries", "colour_right", "shape_right", "marked",
                            "one_yes", "yes_on_target", "answered", "answer_is_an_entry", "answer_is_fitting_entry",
                            "answer_is_yes_entry", "answer_on_target", "a_fitting_entry_exists"), 0)
     span_iou = 0.0
-    for r in rows:
-        scene = draw_scene(settings, seed, int(r["qid"]))[0]
-        order = sorted(range(len(scene.objects)), key=lambda j: scene.objects[j].start)
-        windows = [(scene.objects[j].start / scene.fps, scene.objects[j].end / scene.fps) for j in order]
+    for scene, r in rows:
+        order = sorted(range(len(scene.objects)), key=lambda j: scene.objects[j].start)  # object index by time
         target_place = order.index(scene.target)
-        text = r.get("output") or ""
+        text = r.output or ""
         entries = parse_description(text.split("</think>")[0])
         tally["described"] += bool(entries)
-        tally["count_right"] += len(entries) == len(windows)
-        for e, j, w in zip(entries, order, windows):
+        tally["count_right"] += len(entries) == len(order)
+        for e, j in zip(entries, order):
             obj = scene.objects[j]
             tally["entries"] += 1
             tally["colour_right"] += e.colour == obj.colour
             tally["shape_right"] += e.shape == obj.shape
-            span_iou += iou((e.start, e.end), w)
+            span_iou += object_ious((e.start, e.end), scene)[j]
         yes = [k for k, e in enumerate(entries) if e.mark == "yes"]
         if any(e.mark is not None for e in entries):
             tally["marked"] += 1
             tally["one_yes"] += len(yes) == 1
             tally["yes_on_target"] += yes == [target_place]
-        fitting = [k for k, e in enumerate(entries) if fits_query(scene.query, e.colour, e.shape)]
+        fitting = [k for k, e in enumerate(entries) if query_names(scene.query, e.colour, e.shape)]
         tally["a_fitting_entry_exists"] += bool(fitting)
         span = parse_span(text).span
         if span is None:
@@ -81,14 +65,14 @@ def analyse(run: Path) -> dict:
         tally["answer_is_an_entry"] += bool(same)
         tally["answer_is_fitting_entry"] += bool(same) and same[0] in fitting
         tally["answer_is_yes_entry"] += bool(same) and same[0] in yes
-        ious = [iou(span, w) for w in windows]
-        tally["answer_on_target"] += max(range(len(windows)), key=lambda k: ious[k]) == target_place
+        ious = object_ious(span, scene)
+        tally["answer_on_target"] += max(range(len(ious)), key=lambda j: ious[j]) == scene.target
     pct = {k: 100 * v / max(1, n) for k, v in tally.items() if k not in ("entries", "colour_right", "shape_right")}
     per_entry = {"colour_right": 100 * tally["colour_right"] / max(1, tally["entries"]),
                  "shape_right": 100 * tally["shape_right"] / max(1, tally["entries"]),
                  "span_mIoU": 100 * span_iou / max(1, tally["entries"])}
     return {"run": str(run), "task": config.task, "split": config.split, "weights": config.model.weights, "n": n,
-            "pct_of_queries": pct, "pct_of_entries": per_entry, "counts": tally}
+            "queries_without_a_row": missing, "pct_of_queries": pct, "pct_of_entries": per_entry, "counts": tally}
 
 
 def main(argv=None) -> int:

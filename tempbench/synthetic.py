@@ -126,6 +126,14 @@ def parse_description(text: str) -> list[DescribedObject]:
             for m in _ENTRY.finditer(text)]
 
 
+def query_names(query: str, colour: str, shape: str) -> bool:
+    """Whether a generated query ("the red circle appears", "the red object appears", "the circle appears": the forms
+    `object_query` and the `multi` generator write) fits an object of that colour and shape: every word it names is
+    the object's."""
+    words = query.removeprefix("the ").removesuffix(" appears").split()
+    return all(w in (colour, shape) for w in words if w != "object")
+
+
 def object_query(scene: Scene, j: int) -> str:
     """A query that names object j of `scene` and no other: by colour and shape, by colour alone if no other
     object has that colour, or by shape alone if no other has that shape; of the forms that apply, the one the

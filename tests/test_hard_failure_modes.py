@@ -65,3 +65,21 @@ def test_a_folder_without_a_run_is_one_line_and_exit_2(tmp_path, capsys):
     assert MODES.main([str(tmp_path / "nothing")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "run.json" in err and "\n" not in err
+
+
+def test_a_later_row_of_a_qid_supersedes_the_earlier(tmp_path):
+    seed = synthetic.TASKS["synthetic-hard"]["splits"]["val"]["seed"]
+    scene = draw_scene(synthetic.settings("synthetic-hard"), seed, 0)[0]
+    first = min(scene.objects, key=lambda o: o.start)
+    rows = [{"qid": 0, "vid": scene.vid, "output": _window(first, scene.fps)},  # then run again: the target
+            {"qid": 0, "vid": scene.vid, "output": _window(scene.objects[scene.target], scene.fps)}]
+    res = MODES.analyse(write_run(tmp_path / "run", "synthetic-hard", "val", rows))
+    assert res["by_query"]["all"]["n"] == 1 and res["by_query"]["all"]["picks_target_pct"] == 100
+    assert res["queries_without_a_row"] == 127
+
+
+def test_a_row_of_another_video_is_one_line_and_exit_2(tmp_path, capsys):
+    write_run(tmp_path / "run", "synthetic-hard", "val", [{"qid": 0, "vid": "synthhard_13_0001", "output": "x"}])
+    assert MODES.main([str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "line 1" in err and "'vid'" in err and "\n" not in err

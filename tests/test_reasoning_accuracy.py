@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tempbench.synthetic import DescribedObject, draw_scene, parse_description
+from tempbench.synthetic import DescribedObject, draw_scene, parse_description, query_names
 from tempbench.tasks import synthetic
 
 REPO = Path(__file__).resolve().parents[1]
@@ -93,11 +93,29 @@ def test_a_wrong_colour_is_counted_per_entry(tmp_path):
     ("the red circle appears", "red", "circle", True), ("the red circle appears", "red", "square", False),
     ("the red object appears", "red", "square", True), ("the circle appears", "blue", "circle", True),
     ("the circle appears", "blue", "square", False)])
-def test_fits_query(query, colour, shape, fits):
-    assert REASONING.fits_query(query, colour, shape) is fits
+def test_query_names(query, colour, shape, fits):
+    assert query_names(query, colour, shape) is fits
 
 
 def test_a_folder_without_a_run_is_one_line_and_exit_2(tmp_path, capsys):
     assert REASONING.main([str(tmp_path / "nothing")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err
+
+
+def test_a_later_row_of_a_qid_supersedes_the_earlier(tmp_path):
+    """A run's predictions file is append-only (a resumed run, --retry-errors): each query counts once, with its
+    last row, as scoring counts it."""
+    scenes = _scenes()
+    rows = [{"qid": 0, "vid": scenes[0].vid, "output": None, "error": "video not found"}]
+    rows += [{"qid": i, "vid": s.vid, "output": _answer(s, s.target)} for i, s in enumerate(scenes)]
+    res = REASONING.analyse(write_run(tmp_path / "run", "synthetic-hard", "val", rows))
+    assert res["n"] == N and res["pct_of_queries"]["answer_on_target"] == 100
+    assert res["queries_without_a_row"] == 128 - N  # the made-up run answers the first N of val's 128
+
+
+def test_a_run_of_another_task_is_one_line_and_exit_2(tmp_path, capsys):
+    write_run(tmp_path / "run", "charades", "test", [])
+    assert REASONING.main([str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "not of synthetic" in err and "\n" not in err
