@@ -1,4 +1,4 @@
-"""Issue 14: train `tiny-synthetic`, the embedded default model, in one command on one GPU (seeded, about 10 minutes).
+"""Issue 14: train `tiny-synthetic`, the embedded default model, one stage per command on one GPU (seeded, under 10 minutes).
 
 1. Data (`tempbench.synthetic`, the task cards of `synthetic` and `synthetic-hard`): the first `--train-synthetic`
    and `--train-hard` videos of each task's train seed (the card's train split is their first 64), generated in
@@ -22,7 +22,9 @@ Writes into --out (small files): `model.safetensors` (the bf16 weights to ship),
 and test metrics with 95% CIs, failure rates, baselines, timings, the weights' sha256), `curves.png`, `log.txt`,
 `train_log.jsonl.gz` (the trainer's full log). Work files (videos, checkpoints, runs) go to --work.
 
-    python benchmarks/train_tiny_synthetic.py --out $OUT                 # one H200, about 10 minutes
+    python benchmarks/train_tiny_synthetic.py --out $OUT                 # stage 1: one H200, about 10 minutes
+    python benchmarks/train_tiny_synthetic.py --out $OUT2 --think objects-marked --prompt tempsamp-r1-cot \
+        --init-weights $OUT/model.safetensors --init-sha256 SHA ...     # stage 2 (docs/training.md has the flags)
     python benchmarks/train_tiny_synthetic.py --out /tmp/o --smoke       # CPU smoke test (tiny sizes, under a minute)
     python benchmarks/install_tiny_synthetic.py $OUT                     # then: ship the weights, pin their sha256
 """
