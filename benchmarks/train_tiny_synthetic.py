@@ -25,6 +25,8 @@ and test metrics with 95% CIs, failure rates, baselines, timings, the weights' s
     python benchmarks/train_tiny_synthetic.py --out $OUT                 # stage 1: one H200, about 10 minutes
     python benchmarks/train_tiny_synthetic.py --out $OUT2 --think objects-marked --prompt tempsamp-r1-cot \
         --init-weights $OUT/model.safetensors --init-sha256 SHA ...     # stage 2 (docs/training.md has the flags)
+    python benchmarks/train_tiny_synthetic.py --out $OUT3 --think objects-marked --prompt tempsamp-r1-cot \
+        --init-weights $OUT2/model.safetensors --init-sha256 SHA2 ...   # stage 3 (the same: docs/training.md)
     python benchmarks/train_tiny_synthetic.py --out /tmp/o --smoke       # CPU smoke test (tiny sizes, under a minute)
     python benchmarks/install_tiny_synthetic.py $OUT                     # then: ship the weights, pin their sha256
 """

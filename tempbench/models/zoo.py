@@ -32,7 +32,7 @@ TINY3_VIDEO = {"fps": 2.0, "min_pixels": 32 * 32, "max_pixels": 64 * 64, "total_
 PACKAGE_MODELS = Path(__file__).resolve().parent
 # sha256 of tempbench/models/tiny_synthetic/model.safetensors and the prompt it was trained with: both set by
 # benchmarks/install_tiny_synthetic.py
-TINY_SYNTHETIC_SHA256: str | None = "930e5eda5a44af5f1aa6e1ddbffcb01c38353454379a4a87aec108e9e62ddf41"
+TINY_SYNTHETIC_SHA256: str | None = "90e703f0163074064927dd22e6ecee03fd170f7f64e5dd659a9158f89b1adf63"
 TINY_SYNTHETIC_PROMPT: str = "tempsamp-r1-cot"
 BUILD_TINY_SYNTHETIC = ("train it on one GPU with `python benchmarks/train_tiny_synthetic.py --out OUT`, then "
                         "`python benchmarks/install_tiny_synthetic.py OUT` (docs/training.md); "
